@@ -140,8 +140,20 @@ def _head(ds: ImageTextDataset | LabelledImages, n: int) -> ImageTextDataset | L
 def cached_corpus(name: str, key: str, build: Callable[[], Corpus], refresh: bool = False) -> Corpus:
     """Load corpus ``name`` with parameters ``key`` from the cache, or ``build()`` it and cache it as JSON."""
     path = cache_file(name, key, "json")
+    side = cache_file(name, key, "count.json")
     if not refresh and path.exists():
-        return load_corpus(path)
-    corpus = build()
-    save_corpus(path, corpus)
+        corpus = load_corpus(path)
+    else:
+        corpus = build()
+        save_corpus(path, corpus)
+    if refresh or not side.exists():
+        atomic_write_json(side, {"docs": len(corpus)})
     return corpus
+
+
+def cached_count(name: str, key: str, load: Callable[[], Corpus]) -> int:
+    """The number of documents of a cached corpus, read from its small sidecar file; ``load()`` builds it first."""
+    side = cache_file(name, key, "count.json")
+    if not side.exists():
+        load()
+    return int(read_json(side)["docs"])

@@ -59,10 +59,12 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None =
                          leave=False))
 
 
-def run_command(cmd: Iterable[str], what: str, cwd: Path | None = None) -> str:
-    """Run an install command, printing it first; raise :class:`SourceMissingError` naming ``what`` on failure."""
+def run_command(cmd: Iterable[str], what: str, cwd: Path | None = None, echo: bool = True) -> str:
+    """Run a command (printed first when ``echo``) and return its stdout; raise :class:`SourceMissingError` naming
+    ``what`` on failure."""
     args = [str(c) for c in cmd]
-    print("$ " + shlex.join(args), flush=True)
+    if echo:
+        print("$ " + shlex.join(args), flush=True)
     try:
         proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as e:
