@@ -63,7 +63,7 @@ def run_demos(out: Path, systems: list[str], seed: int = 0, quick: bool = True) 
         try:
             section = mod.run_demo(ctx)
             section.elapsed_s = time.perf_counter() - t0
-        except Exception as e:  # noqa: BLE001 - one failing demo must not hide the others
+        except Exception as e:  # one failing demo must not hide the others
             section = Section(title=name, status="failed", elapsed_s=time.perf_counter() - t0,
                               markdown=f"```\n{type(e).__name__}: {e}\n\n{traceback.format_exc()[-3000:]}\n```")
         report.add(section)
