@@ -61,8 +61,9 @@ def read_entries() -> list[dict[str, str]]:
 
 
 def count() -> int:
-    """Number of emoji with a colour SVG."""
-    return len(read_entries())
+    """Number of emoji listed in ``data/openmoji.json`` (all 4,495 have a colour SVG in 17.0.0)."""
+    path = require_path(package_dir() / "data" / "openmoji.json", INSTALL_HINT)
+    return len(json.loads(path.read_text(encoding="utf-8")))
 
 
 def load_openmoji(

@@ -6,6 +6,7 @@ excluded, tests included. Document id = path relative to the stdlib folder. Lice
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -27,8 +28,11 @@ def stdlib_root() -> Path:
 
 def source_files() -> list[Path]:
     """All ``.py`` files of the standard library, sorted, outside :data:`EXCLUDED` folders."""
-    root = stdlib_root()
-    return sorted(p for p in root.rglob("*.py") if not EXCLUDED.intersection(p.relative_to(root).parts))
+    out = []
+    for folder, dirs, files in os.walk(stdlib_root()):
+        dirs[:] = [d for d in dirs if d not in EXCLUDED]
+        out += [Path(folder) / f for f in files if f.endswith(".py")]
+    return sorted(out)
 
 
 def is_installed() -> bool:
