@@ -1,0 +1,197 @@
+"""MuJoCo scene: the VelociRoACH-like robot of ``assets/velociroach.xml`` with a chosen shell, in a channel of
+compliant beams (Koc et al., ICRA 2019 §IV; beam field after Li et al. 2015).
+
+Beams are capsules standing on the floor, each a chain of ``beam_segments`` rigid segments joined by pairs of
+hinges (lateral and fore-aft bending). The hinge stiffness is chosen so the static tip stiffness equals the
+cantilever value k_tip = 3EI/L³: with n equal joints at heights x_j, a tip force F bends the beam by
+δ = F·Σ(L − x_j)²/k_j, so k_j = k_tip·Σ(L − x_j)² (= 3EI/L for one joint), plus the gravity term m_above·g·h_above
+of the segments each joint carries, so the beam's own weight does not soften it (exact for one joint; for several,
+the test measures the residual). One joint (default) matches the tip stiffness but is stiffer than a real
+cantilever when pushed below the tip (k_θ/h² instead of 3EI/h³); three segments halve that error at 2x the DOFs.
+
+Contact groups: the shell touches only beams (bit 2); whegs and chassis touch only the floor (bit 1). Whegs and
+chassis therefore pass through beams: all beam forces go through the shell and its sensor, which is what the
+lab's shell measures when the beams rest on the shell.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from quartet.core.errors import QuartetError
+
+ASSET = Path(__file__).with_name("assets") / "velociroach.xml"
+SHELLS = ("ellipsoid", "box", "flat")
+SHELL_BASE_Z = 0.0  # shell geometry starts at the shell body's origin (3 mm above the chassis top)
+
+
+@dataclass
+class SceneConfig:
+    """Geometry and material of the shell and the beam channel (SI units unless named otherwise)."""
+
+    gap_cm: float = 8.0
+    """channel gap between the two beam rows (shell width is 10 cm: deflection per side = (10 - gap)/2 cm)"""
+    shell: Literal["ellipsoid", "box", "flat"] = "ellipsoid"
+    shell_length: float = 0.14
+    shell_width: float = 0.10
+    shell_height: float = 0.03
+    shell_friction: float = 0.3
+    """shell-beam sliding friction"""
+    floor_friction: float = 0.8
+    beam_stiffness: float = 0.3
+    """tip stiffness 3EI/L^3 of one beam (N/m)"""
+    beam_length: float = 0.12
+    beam_radius: float = 0.003
+    beam_mass: float = 0.002
+    beam_spacing: float = 0.10
+    beams_per_side: int = 5
+    beam_start_x: float = 0.15
+    """x of the first beam; the shell nose starts at x = shell_length/2"""
+    beam_segments: int = 1
+    beam_damping_ratio: float = 0.3
+    beam_lean_deg: float = 0.0
+    """rest lean of every beam toward the channel axis (0 = vertical; grass-like drooping over the path > 0)"""
+
+
+def half_ellipsoid_vertices(a: float, b: float, c: float, rings: int = 7, sectors: int = 24) -> np.ndarray:
+    """Vertices of the upper half of an ellipsoid with semi-axes a, b, c (base ring at z = 0, apex at z = c)."""
+    pts = []
+    for i in range(rings):
+        el = (math.pi / 2) * i / rings
+        for j in range(sectors):
+            az = 2 * math.pi * j / sectors
+            pts.append((a * math.cos(el) * math.cos(az), b * math.cos(el) * math.sin(az), c * math.sin(el)))
+    pts.append((0.0, 0.0, c))
+    return np.asarray(pts)
+
+
+def joint_stiffness(cfg: SceneConfig) -> tuple[float, float]:
+    """(hinge stiffness N·m/rad, hinge damping N·m·s/rad) for every joint of a beam (see module docstring)."""
+    n, L = cfg.beam_segments, cfg.beam_length
+    xs = L * np.arange(n) / n
+    k = cfg.beam_stiffness * float(np.sum((L - xs) ** 2))
+    # gravity: joint j carries the segments above it; add m_above * g * (com height above joint) (worst: j = 0)
+    k_grav = cfg.beam_mass * 9.81 * L / 2
+    inertia = cfg.beam_mass * L**2 / 3 / n
+    damping = 2 * cfg.beam_damping_ratio * math.sqrt((k + k_grav) * inertia)
+    return k, damping
+
+
+def _gravity_terms(cfg: SceneConfig) -> list[float]:
+    n, L = cfg.beam_segments, cfg.beam_length
+    seg_m = cfg.beam_mass / n
+    out = []
+    for j in range(n):
+        above = range(j, n)
+        out.append(sum(seg_m * 9.81 * ((k + 0.5) * L / n - j * L / n) for k in above))
+    return out
+
+
+def beam_positions(cfg: SceneConfig) -> list[tuple[str, float, float]]:
+    """(name, x, y) of every beam base; rows at y = ±(gap/2 + radius) so the beam surfaces are gap apart."""
+    y = cfg.gap_cm / 200 + cfg.beam_radius
+    out = []
+    for side, sy in (("left", 1.0), ("right", -1.0)):
+        for i in range(cfg.beams_per_side):
+            out.append((f"beam_{side}_{i}", cfg.beam_start_x + i * cfg.beam_spacing, sy * y))
+    return out
+
+
+def build_xml(cfg: SceneConfig) -> str:
+    """The scene's MJCF text: the robot asset with the chosen shell and the beam channel added."""
+    if cfg.shell not in SHELLS:
+        raise QuartetError(f"shell {cfg.shell!r}: choose one of {SHELLS}")
+    if cfg.gap_cm <= 0 or cfg.beam_stiffness <= 0 or cfg.beam_segments < 1 or cfg.beams_per_side < 0:
+        raise QuartetError(f"scene: gap ({cfg.gap_cm} cm), beam stiffness ({cfg.beam_stiffness} N/m) and beam "
+                           f"segments ({cfg.beam_segments}) must be positive")
+    root = ET.parse(ASSET).getroot()
+    shell = root.find(".//body[@name='shell']")
+    geom = shell.find("geom[@name='shell_geom']")
+    a, b, c = cfg.shell_length / 2, cfg.shell_width / 2, cfg.shell_height
+    for k in ("size", "pos", "type", "mesh"):
+        geom.attrib.pop(k, None)
+    geom.set("friction", f"{cfg.shell_friction} 0.005 0.0001")
+    if cfg.shell == "ellipsoid":
+        verts = half_ellipsoid_vertices(a, b, c)
+        ET.SubElement(root.find("asset"), "mesh", name="shell_half_ellipsoid",
+                      vertex=" ".join(f"{v:.6f}" for v in verts.ravel()))
+        geom.set("type", "mesh")
+        geom.set("mesh", "shell_half_ellipsoid")
+    elif cfg.shell == "box":
+        geom.set("type", "box")
+        geom.set("size", f"{a} {b} {c / 2}")
+        geom.set("pos", f"0 0 {c / 2}")
+    else:
+        geom.set("type", "box")
+        geom.set("size", f"{a} {b} 0.002")
+        geom.set("pos", "0 0 0.002")
+    k, damp = joint_stiffness(cfg)
+    grav = _gravity_terms(cfg)
+    world = root.find("worldbody")
+    seg_len = cfg.beam_length / cfg.beam_segments
+    for name, x, y in beam_positions(cfg):
+        lean = math.radians(cfg.beam_lean_deg) * (1.0 if y > 0 else -1.0)  # rotate about x toward the axis
+        parent = ET.SubElement(world, "body", name=name, pos=f"{x} {y} 0", euler=f"{lean:.6f} 0 0")
+        for j in range(cfg.beam_segments):
+            body = parent if j == 0 else ET.SubElement(parent, "body", name=f"{name}_seg{j}", pos=f"0 0 {seg_len}")
+            kj = k + grav[j]
+            for axis, tag in (("1 0 0", "lat"), ("0 1 0", "fwd")):
+                ET.SubElement(body, "joint", name=f"{name}_j{j}_{tag}", type="hinge", axis=axis, stiffness=f"{kj:.6g}",
+                              damping=f"{damp:.6g}", armature="1e-7")
+            ET.SubElement(body, "geom", name=f"{name}_geom{j}", type="capsule", size=f"{cfg.beam_radius}",
+                          fromto=f"0 0 0 0 0 {seg_len}", mass=f"{cfg.beam_mass / cfg.beam_segments:.6g}",
+                          contype="0", conaffinity="2", friction=f"{cfg.shell_friction} 0.005 0.0001",
+                          rgba="0.2 0.7 0.3 1")
+            parent = body
+        ET.SubElement(parent, "site", name=f"{name}_tip", pos=f"0 0 {seg_len}", size="0.002")
+    sensors = root.find("sensor")
+    # net contact wrench on the shell (MuJoCo reports it in the world frame at the force-weighted centroid, with
+    # the sign of the force the shell exerts; sim.py converts it to the force on the shell about the sensor site)
+    ET.SubElement(sensors, "contact", name="shell_contact", geom1="shell_geom", data="found force torque pos",
+                  reduce="netforce", num="1")
+    for name, _, _ in beam_positions(cfg):
+        ET.SubElement(sensors, "framepos", name=f"{name}_tip_pos", objtype="site", objname=f"{name}_tip")
+    floor = world.find("geom[@name='floor']")
+    floor.set("friction", f"{cfg.floor_friction} 0.005 0.0001")
+    return ET.tostring(root, encoding="unicode")
+
+
+def build_model(cfg: SceneConfig):  # -> mujoco.MjModel
+    """Compile the scene (raises :class:`QuartetError` with MuJoCo's message on a bad configuration)."""
+    import mujoco
+
+    try:
+        return mujoco.MjModel.from_xml_string(build_xml(cfg))
+    except ValueError as e:
+        raise QuartetError(f"scene did not compile: {e}") from e
+
+
+def shell_contact_wrench(model, data, shell_geom: int, site: int) -> tuple[np.ndarray, int]:
+    """Sum of contact forces on the shell geom (force on the shell, world frame) and their moment about the sensor
+    site, both rotated into the site frame; returns ([Fx, Fy, Fz, Mx, My, Mz] in N and N·m, number of contacts)."""
+    import mujoco
+
+    f6 = np.zeros(6)
+    total_f, total_m = np.zeros(3), np.zeros(3)
+    n = 0
+    origin = data.site_xpos[site]
+    for i in range(data.ncon):
+        con = data.contact[i]
+        if con.geom1 != shell_geom and con.geom2 != shell_geom:
+            continue
+        mujoco.mj_contactForce(model, data, i, f6)
+        frame = con.frame.reshape(3, 3)
+        fw = frame.T @ f6[:3]  # force of geom1 on geom2, world frame
+        if con.geom1 == shell_geom:
+            fw = -fw
+        total_f += fw
+        total_m += np.cross(con.pos - origin, fw)
+        n += 1
+    rot = data.site_xmat[site].reshape(3, 3)
+    return np.concatenate([rot.T @ total_f, rot.T @ total_m]), n

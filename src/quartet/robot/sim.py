@@ -1,0 +1,220 @@
+"""Simulated runs through a beam channel, recorded as lab-format telemetry plus contact ground truth.
+
+The robot settles for ``settle_s`` (the first 50 samples are the rest period used for tare), then both crank
+servos follow the ramp θ(t) = 2π f (t − settle_s) (position control, kp 0.1 N·m/rad, kv 0.004 N·m·s/rad, torque
+limited to the motor stall torque through the gearbox). Every 1 ms (two 0.5-ms steps) one telemetry row is written
+in the lab's 24-column integer format and units (``telemetry.py``):
+
+- leg positions: crank angles as cumulative encoder counts (left offset by half a turn, Phase = 32768);
+- duty, back-EMF, battery: from a DC-motor model of each side (the lab's SS7-3.3 motor, R = 3.3 Ω,
+  K_t = 1.41 mN·m/A, gear ratio ``gear`` = 21.3 (an assumption), battery 3.7 V): i = τ/(N K_t),
+  V_bemf = K_t N ω, duty = (iR + V_bemf)/V_bat, clipped at ±3800/4096 like the firmware;
+- gyro, accelerometer: MuJoCo sensors on the chassis ``imu`` site;
+- S1..S8: a synthetic linear sensor s = s0 + G·W of the shell's force/torque sensor reading W (the wrench the
+  environment applies to the shell, site frame), rounded to integer counts, with Gaussian noise and refreshed
+  every ``hold_samples`` samples like the real board (~180 Hz). The exact inverse of G is saved as a 24x6
+  calibration (linear rows only) next to the log, so ``analyze --calib <log>.calib.json`` recovers W.
+
+Ground truth (``<log>.truth.csv``): time, summed shell contact wrench (N, N·m, shell frame), contact count,
+chassis position and the largest beam tip deflection on each side. ``<log>.meta.json`` holds the scene, the mean
+forward speed and summary numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quartet.core.seed import numpy_rng
+from quartet.robot.calibration import Calibration
+from quartet.robot.scene import SceneConfig, beam_positions, build_model
+from quartet.robot.telemetry import (
+    ACCEL_M_S2_PER_COUNT,
+    BEMF_V_PER_COUNT,
+    DUTY_FULL_SCALE,
+    DUTY_SATURATION,
+    GYRO_RAD_S_PER_COUNT,
+    RAD_PER_COUNT,
+    VBATT_V_PER_COUNT,
+    LogHeader,
+)
+
+MOTOR_R_OHM = 3.3
+MOTOR_KT = 1.41e-3
+TRUTH_COLUMNS = ("time_s", "fx_n", "fy_n", "fz_n", "mx_nm", "my_nm", "mz_nm", "n_contacts", "x_m", "y_m", "z_m",
+                 "defl_left_m", "defl_right_m")
+
+
+@dataclass
+class SimConfig:
+    """One simulated run."""
+
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    duration_s: float = 10.0
+    """simulated time after settling"""
+    settle_s: float = 0.3
+    stride_hz: float = 1.0
+    gear: float = 21.3
+    vbatt: float = 3.7
+    sensor_noise_counts: float = 1.0
+    hold_samples: int = 5
+    seed: int = 0
+    steer_gain: float = 2.0
+    """heading hold: relative crank-speed difference per rad of heading error"""
+    lateral_gain: float = 3.0
+    """heading target per m of lateral offset from the channel axis (rad/m)"""
+    steer_max: float = 0.3
+
+
+@dataclass
+class SimResult:
+    raw: np.ndarray  # [N, 24] int64 telemetry rows
+    truth: np.ndarray  # [N, len(TRUTH_COLUMNS)]
+    header: LogHeader
+    calibration: Calibration
+    meta: dict
+    warnings: list[str]
+
+
+def sensor_gain(seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """(s0 [8], G [8, 6]): rest counts and counts per unit wrench (N; mN·m) of the synthetic shell sensor.
+
+    Gains ~150 counts/N and ~3 counts/(mN·m), full rank, fixed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    g = np.concatenate([rng.normal(0, 150, (8, 3)), rng.normal(0, 3, (8, 3))], axis=1)
+    s0 = rng.uniform(1700, 2200, 8)
+    return s0, g
+
+
+def sim_calibration(g: np.ndarray) -> Calibration:
+    """The 24x6 calibration (lab layout, linear rows only) that inverts the synthetic sensor after tare."""
+    m = np.zeros((24, 6))
+    m[0::3, :] = np.linalg.pinv(g).T
+    return Calibration(matrix=m, source="simulated sensor (exact inverse of the synthetic linear model)",
+                       note="linear rows only: s = s0 + G W, so tared W = pinv(G) (s - s_rest)")
+
+
+def _sensor(m, name: str) -> slice:
+    import mujoco
+
+    i = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, name)
+    if i < 0:
+        raise KeyError(name)
+    return slice(int(m.sensor_adr[i]), int(m.sensor_adr[i] + m.sensor_dim[i]))
+
+
+def run_simulation(cfg: SimConfig) -> SimResult:
+    """Run the scene and record telemetry and ground truth (see module docstring).
+
+    The loop only copies MuJoCo arrays per 1-ms row; all conversions are vectorised afterwards, and the shell
+    contact wrench is summed in Python only on rows where the ``shell_contact`` sensor reports a contact."""
+    import mujoco
+
+    m = build_model(cfg.scene)
+    d = mujoco.MjData(m)
+    name = lambda t, s: mujoco.mj_name2id(m, t, s)  # noqa: E731
+    act_r, act_l = (name(mujoco.mjtObj.mjOBJ_ACTUATOR, s) for s in ("right_motor", "left_motor"))
+    jr, jl = (int(m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, s)]) for s in ("right_front", "left_front"))
+    vr, vl = (int(m.jnt_dofadr[name(mujoco.mjtObj.mjOBJ_JOINT, s)]) for s in ("right_front", "left_front"))
+    site = name(mujoco.mjtObj.mjOBJ_SITE, "shell_ft")
+    chassis = name(mujoco.mjtObj.mjOBJ_BODY, "chassis")
+    beams = beam_positions(cfg.scene)
+    substeps = max(1, round(1e-3 / m.opt.timestep))
+    dt_row = substeps * m.opt.timestep
+    n_settle = round(cfg.settle_s / dt_row)
+    n_rows = n_settle + round(cfg.duration_s / dt_row)
+    sens = np.zeros((n_rows, m.nsensordata))
+    act = np.zeros((n_rows, 2))
+    qv = np.zeros((n_rows, 4))
+    cmd = np.zeros((n_rows, 2))
+    quat = np.zeros((n_rows, 4))
+    site_pos = np.zeros((n_rows, 3))
+    site_mat = np.zeros((n_rows, 9))
+    phase = np.zeros(2)
+    w0 = 2 * math.pi * cfg.stride_hz
+    for r in range(n_rows):
+        if r >= n_settle:
+            # heading hold: steer back to the channel axis by speeding one side up (|u| <= steer_max)
+            yaw = _yaw(d.xquat[chassis])
+            u = cfg.steer_gain * (-cfg.lateral_gain * d.xpos[chassis][1] - yaw)
+            u = min(cfg.steer_max, max(-cfg.steer_max, u))
+            phase[0] += w0 * (1 + u) * dt_row
+            phase[1] += w0 * (1 - u) * dt_row
+        d.ctrl[act_r] = phase[0]
+        d.ctrl[act_l] = phase[1]
+        mujoco.mj_step(m, d, substeps)
+        sens[r] = d.sensordata
+        act[r] = d.actuator_force[act_r], d.actuator_force[act_l]
+        qv[r] = d.qpos[jr], d.qpos[jl], d.qvel[vr], d.qvel[vl]
+        cmd[r] = phase
+        quat[r] = d.xquat[chassis]
+        site_pos[r] = d.site_xpos[site]
+        site_mat[r] = d.site_xmat[site]
+    warnings = [f"{mujoco.mjtWarning(i).name}: {int(w.number)}" for i, w in enumerate(d.warning) if int(w.number)]
+    t = dt_row * np.arange(1, n_rows + 1)
+    sl = {k: _sensor(m, k) for k in ("shell_force", "shell_torque", "gyro", "accel", "chassis_pos")}
+    # environment wrench on the shell = -(force of the chassis on the shell), site frame; moments in mN·m
+    w_ext = np.concatenate([-sens[:, sl["shell_force"]], -1e3 * sens[:, sl["shell_torque"]]], axis=1)
+    kt_n = MOTOR_KT * cfg.gear
+    bemf = kt_n * qv[:, 2:4]
+    duty = np.clip((act / kt_n * MOTOR_R_OHM + bemf) / cfg.vbatt, -DUTY_SATURATION / DUTY_FULL_SCALE,
+                   DUTY_SATURATION / DUTY_FULL_SCALE)
+    raw = np.zeros((n_rows, 24))
+    raw[:, 0] = np.rint(t * 1e6)
+    raw[:, 1] = qv[:, 0] / RAD_PER_COUNT
+    raw[:, 2] = (qv[:, 1] + math.pi) / RAD_PER_COUNT
+    raw[:, 3] = cmd[:, 0] / RAD_PER_COUNT
+    raw[:, 4] = (cmd[:, 1] + math.pi) / RAD_PER_COUNT
+    raw[:, 5:7] = duty * DUTY_FULL_SCALE
+    raw[:, 7:10] = sens[:, sl["gyro"]] / GYRO_RAD_S_PER_COUNT
+    raw[:, 10:13] = sens[:, sl["accel"]] / ACCEL_M_S2_PER_COUNT
+    raw[:, 13:15] = bemf / BEMF_V_PER_COUNT
+    raw[:, 15] = cfg.vbatt / VBATT_V_PER_COUNT
+    s0, g = sensor_gain()
+    rng = numpy_rng(cfg.seed, 7)
+    counts = s0 + w_ext @ g.T + rng.normal(0, cfg.sensor_noise_counts, (n_rows, 8))
+    hold = max(1, cfg.hold_samples)
+    raw[:, 16:24] = counts[(np.arange(n_rows) // hold) * hold]
+    raw = np.rint(raw).astype(np.int64)
+    contact_w, n_con = _contact_truth(sens[:, _sensor(m, "shell_contact")], site_pos, site_mat)
+    pos = sens[:, sl["chassis_pos"]]
+    defl = np.zeros((n_rows, 2))
+    for bname, _, y0 in beams:
+        dy = np.abs(sens[:, _sensor(m, f"{bname}_tip_pos")][:, 1] - y0)
+        k = 0 if y0 > 0 else 1
+        defl[:, k] = np.maximum(defl[:, k], dy)
+    truth = np.column_stack([t, contact_w, n_con, pos, defl])
+    mv = slice(n_settle, None)
+    speed = float((pos[-1, 0] - pos[n_settle, 0]) / max(1e-9, t[-1] - t[n_settle]))
+    header = LogHeader(date="simulation (MuJoCo)", stride_frequency_hz=(cfg.stride_hz, cfg.stride_hz), phase=32768,
+                       motor_gains=[0] * 10)
+    meta = {"gap_cm": cfg.scene.gap_cm, "shell": cfg.scene.shell, "beam_stiffness_n_m": cfg.scene.beam_stiffness,
+            "beam_length_m": cfg.scene.beam_length, "speed_m_s": speed,
+            "deflection_nominal_cm": (10 - cfg.scene.gap_cm) / 2,
+            "max_deflection_left_m": float(defl[mv, 0].max()), "max_deflection_right_m": float(defl[mv, 1].max()),
+            "contact_fraction": float(np.mean(n_con[mv] > 0)),
+            "mean_contact_fx_n": float(contact_w[mv, 0].mean()), "mean_contact_fz_n": float(contact_w[mv, 2].mean()),
+            "max_abs_yaw_deg": float(np.degrees(np.max(np.abs([_yaw(q) for q in quat[mv]])))),
+            "final_y_m": float(pos[-1, 1]), "settle_rows": n_settle, "warnings": warnings}
+    return SimResult(raw=raw, truth=truth, header=header, calibration=sim_calibration(g), meta=meta,
+                     warnings=warnings)
+
+
+def _contact_truth(c: np.ndarray, site_pos: np.ndarray, site_mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Net contact wrench on the shell in the sensor-site frame ([N, 6], N and N·m) and contact counts, from the
+    ``shell_contact`` sensor rows [found, force(3), torque(3), pos(3)] (world frame, force exerted by the shell)."""
+    found, f, tq, p = c[:, 0], -c[:, 1:4], -c[:, 4:7], c[:, 7:10]
+    m_site = np.cross(p - site_pos, f) + tq
+    rot = site_mat.reshape(-1, 3, 3)
+    f_s = np.einsum("nji,nj->ni", rot, f)
+    m_s = np.einsum("nji,nj->ni", rot, m_site)
+    out = np.concatenate([f_s, m_s], axis=1)
+    out[found == 0] = 0.0
+    return out, found
+
+
+def _yaw(q: np.ndarray) -> float:
+    w, x, y, z = q
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
