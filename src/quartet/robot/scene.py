@@ -4,9 +4,8 @@ compliant beams (Koc et al., ICRA 2019 §IV; beam field after Li et al. 2015).
 Beams are capsules standing on the floor, each a chain of ``beam_segments`` rigid segments joined by pairs of
 hinges (lateral and fore-aft bending). The hinge stiffness is chosen so the static tip stiffness equals the
 cantilever value k_tip = 3EI/L³: with n equal joints at heights x_j, a tip force F bends the beam by
-δ = F·Σ(L − x_j)²/k_j, so k_j = k_tip·Σ(L − x_j)² (= 3EI/L for one joint), plus the gravity term m_above·g·h_above
-of the segments each joint carries, so the beam's own weight does not soften it (exact for one joint; for several,
-the test measures the residual). One joint (default) matches the tip stiffness but is stiffer than a real
+δ = F·Σ(L − x_j)²/k_j, so k_j = k_tip·Σ(L − x_j)² (= 3EI/L for one joint), scaled up so that the beam's own weight
+(an inverted pendulum) does not soften it (small-angle analysis, :func:`joint_stiffness`; the test measures it). One joint (default) matches the tip stiffness but is stiffer than a real
 cantilever when pushed below the tip (k_θ/h² instead of 3EI/h³); three segments halve that error at 2x the DOFs.
 
 Contact groups: the shell touches only beams (bit 2); whegs and chassis touch only the floor (bit 1). Whegs and
@@ -71,26 +70,40 @@ def half_ellipsoid_vertices(a: float, b: float, c: float, rings: int = 7, sector
     return np.asarray(pts)
 
 
+def _tip_compliance(k_joint: np.ndarray, cfg: SceneConfig) -> float:
+    """Static tip compliance (m/N) of the hinged chain under gravity, small angles.
+
+    In absolute segment angles φ (θ_j = φ_j − φ_{j-1}), elastic energy is ½Σk_j θ_j² and gravity lowers the energy
+    by ½Σ c_i φ_i² with c_i = g·l·(m_i/2 + Σ_{k>i} m_k); a tip force F does work F·Σ l φ_i."""
+    n = cfg.beam_segments
+    seg_l, seg_m = cfg.beam_length / n, cfg.beam_mass / n
+    d = np.eye(n) - np.eye(n, k=-1)
+    c = np.array([9.81 * seg_l * (seg_m / 2 + seg_m * (n - 1 - i)) for i in range(n)])
+    k_tot = d.T @ np.diag(k_joint) @ d - np.diag(c)
+    lev = np.full(n, seg_l)
+    return float(lev @ np.linalg.solve(k_tot, lev))
+
+
 def joint_stiffness(cfg: SceneConfig) -> tuple[float, float]:
-    """(hinge stiffness N·m/rad, hinge damping N·m·s/rad) for every joint of a beam (see module docstring)."""
+    """(hinge stiffness N·m/rad, hinge damping N·m·s/rad), equal for every joint of a beam, chosen so the static
+    tip stiffness under gravity equals ``beam_stiffness`` (= 3EI/L³): the elastic value k·Σ(L − x_j)² is scaled
+    by the factor (found by bisection) that cancels the beam's own weight."""
     n, L = cfg.beam_segments, cfg.beam_length
     xs = L * np.arange(n) / n
-    k = cfg.beam_stiffness * float(np.sum((L - xs) ** 2))
-    # gravity: joint j carries the segments above it; add m_above * g * (com height above joint) (worst: j = 0)
-    k_grav = cfg.beam_mass * 9.81 * L / 2
+    k0 = cfg.beam_stiffness * float(np.sum((L - xs) ** 2))
+    lo, hi = 1.0, 1.0
+    while 1.0 / _tip_compliance(np.full(n, k0 * hi), cfg) < cfg.beam_stiffness:
+        hi *= 2
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if 1.0 / _tip_compliance(np.full(n, k0 * mid), cfg) < cfg.beam_stiffness:
+            lo = mid
+        else:
+            hi = mid
+    k = k0 * hi
     inertia = cfg.beam_mass * L**2 / 3 / n
-    damping = 2 * cfg.beam_damping_ratio * math.sqrt((k + k_grav) * inertia)
+    damping = 2 * cfg.beam_damping_ratio * math.sqrt(k * inertia)
     return k, damping
-
-
-def _gravity_terms(cfg: SceneConfig) -> list[float]:
-    n, L = cfg.beam_segments, cfg.beam_length
-    seg_m = cfg.beam_mass / n
-    out = []
-    for j in range(n):
-        above = range(j, n)
-        out.append(sum(seg_m * 9.81 * ((k + 0.5) * L / n - j * L / n) for k in above))
-    return out
 
 
 def beam_positions(cfg: SceneConfig) -> list[tuple[str, float, float]]:
@@ -132,7 +145,6 @@ def build_xml(cfg: SceneConfig) -> str:
         geom.set("size", f"{a} {b} 0.002")
         geom.set("pos", "0 0 0.002")
     k, damp = joint_stiffness(cfg)
-    grav = _gravity_terms(cfg)
     world = root.find("worldbody")
     seg_len = cfg.beam_length / cfg.beam_segments
     for name, x, y in beam_positions(cfg):
@@ -140,7 +152,7 @@ def build_xml(cfg: SceneConfig) -> str:
         parent = ET.SubElement(world, "body", name=name, pos=f"{x} {y} 0", euler=f"{lean:.6f} 0 0")
         for j in range(cfg.beam_segments):
             body = parent if j == 0 else ET.SubElement(parent, "body", name=f"{name}_seg{j}", pos=f"0 0 {seg_len}")
-            kj = k + grav[j]
+            kj = k
             for axis, tag in (("1 0 0", "lat"), ("0 1 0", "fwd")):
                 ET.SubElement(body, "joint", name=f"{name}_j{j}_{tag}", type="hinge", axis=axis, stiffness=f"{kj:.6g}",
                               damping=f"{damp:.6g}", armature="1e-7")
