@@ -1,0 +1,229 @@
+"""Synthetic caption generators for dataset reinforcement (MobileCLIP 2311.17049 §3.1; MobileCLIP2 2508.20691 §3).
+
+The paper samples N_syn captions per image from CoCa with nucleus sampling (top-p 0.9), cuts each caption at the
+end-of-text token and at the first '.', and stores them as ``syn_text``. Adapters here, both from local files only:
+
+- :class:`CoCaCaptioner`: an open_clip CoCa model (built-in config + checkpoint file, JSON config + checkpoint, a
+  ``local-dir:`` folder, or in memory). Decoding is a small top-p loop over ``CoCa.forward`` with a seeded
+  ``torch.Generator`` (open_clip's own ``generate`` needs a transformers API that transformers 5 removed, and draws
+  from the global RNG, which makes captions depend on what ran before).
+- :class:`HFCaptioner`: any Hugging Face image-to-text model saved in a local folder (BLIP, GIT,
+  VisionEncoderDecoder...), via ``AutoProcessor`` + ``AutoModelForImageTextToText`` and ``generate(do_sample=True,
+  top_p=0.9, top_k=0)``.
+
+Determinism: for a given model, images and ``seed``, the captions are identical on every call, so a resumed
+reinforcement run writes the same ``syn_text`` as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from PIL import Image
+
+from quartet.clip.teachers import (
+    OPENAI_MEAN,
+    OPENAI_STD,
+    _Preprocess,
+    check_normalisation,
+    load_open_clip,
+    views_to_uint8,
+)
+from quartet.core.errors import QuartetError
+
+
+@runtime_checkable
+class Captioner(Protocol):
+    """``generate(images, n, seed)`` -> for each image, ``n`` captions (cut at end-of-text and the first '.')."""
+
+    name: str
+
+    def generate(self, images: list[Image.Image], n: int, seed: int = 0) -> list[list[str]]: ...
+
+
+def clean_caption(text: str) -> str:
+    """Cut at the first '.', collapse whitespace (the paper's post-processing)."""
+    return " ".join(text.split(".", 1)[0].split())
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of tokens whose probability mass reaches ``top_p`` (at least one);
+    the rest get ``-inf``."""
+    sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
+    probs = sorted_logits.softmax(dim=-1)
+    cum = probs.cumsum(dim=-1)
+    remove = (cum - probs) >= top_p  # mass before this token already reaches top_p
+    remove[..., 0] = False
+    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+
+
+class CoCaCaptioner:
+    """An open_clip CoCa model sampling captions with top-p."""
+
+    def __init__(self, model: torch.nn.Module, image_size: int, mean: Sequence[float] = OPENAI_MEAN,
+                 std: Sequence[float] = OPENAI_STD, tokenizer: Any | None = None, name: str = "coca",
+                 top_p: float = 0.9, max_tokens: int = 30, temperature: float = 1.0,
+                 device: str | torch.device = "cpu", source: str = "in-memory") -> None:
+        import open_clip
+
+        if not hasattr(model, "text_decoder"):
+            raise QuartetError(f"captioner {name!r}: the model is not an open_clip CoCa (no text decoder)")
+        self.name = name
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.device = torch.device(device)
+        m, s = check_normalisation(mean, std, f"captioner {name!r}")
+        self.pre = _Preprocess(int(image_size), m, s)
+        ctx = int(getattr(model.text, "context_length", 77) or 77)
+        self.tokenizer = tokenizer or open_clip.SimpleTokenizer(context_length=ctx)
+        self.sot = int(getattr(self.tokenizer, "sot_token_id", 49406))
+        self.eot = int(getattr(self.tokenizer, "eot_token_id", 49407))
+        self.max_tokens = max(1, min(int(max_tokens), ctx - 1))
+        self.top_p = float(top_p)
+        self.temperature = float(temperature)
+        self.source = source
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, image_size: int, mean: Sequence[float] = OPENAI_MEAN,
+                   std: Sequence[float] = OPENAI_STD, **kw: Any) -> CoCaCaptioner:
+        return cls(model, image_size, mean, std, **kw)
+
+    @classmethod
+    def from_checkpoint(cls, model_name_or_config: str | Path, checkpoint_path: str | Path | None = None,
+                        **kw: Any) -> CoCaCaptioner:
+        """Same sources as :meth:`quartet.clip.teachers.OpenClipTeacher.from_checkpoint` (local files only)."""
+        device = kw.pop("device", "cpu")
+        model, tokenizer, pp, source = load_open_clip(model_name_or_config, checkpoint_path, device=device)
+        size = pp.get("size", 224)
+        size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        kw.setdefault("name", Path(str(model_name_or_config).removeprefix("local-dir:")).stem)
+        return cls(model, size, pp.get("mean", OPENAI_MEAN), pp.get("std", OPENAI_STD), tokenizer=tokenizer,
+                   device=device, source=source, **kw)
+
+    def to(self, device: str | torch.device) -> CoCaCaptioner:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    @torch.no_grad()
+    def _sample(self, pixels: torch.Tensor, gen: torch.Generator) -> list[list[int]]:
+        model = self.model
+        x = self.pre(pixels, self.device)
+        image_latent, image_embs = model._encode_image(x)
+        b = x.shape[0]
+        out = torch.full((b, 1), self.sot, dtype=torch.long, device=self.device)
+        done = torch.zeros(b, dtype=torch.bool)
+        for step in range(self.max_tokens):
+            logits = model(x, out, image_latent=image_latent, image_embs=image_embs,
+                           output_labels=False)["logits"][:, -1].float().cpu()
+            if step == 0:
+                logits[:, self.eot] = float("-inf")  # at least one token
+            logits = top_p_filter(logits / self.temperature, self.top_p)
+            nxt = torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)
+            nxt[done] = self.eot
+            done |= nxt == self.eot
+            out = torch.cat([out, nxt.to(self.device)[:, None]], dim=1)
+            if bool(done.all()):
+                break
+        seqs = []
+        for row in out[:, 1:].cpu().tolist():
+            seqs.append(row[: row.index(self.eot)] if self.eot in row else row)
+        return seqs
+
+    def decode(self, ids: list[int]) -> str:
+        text = self.tokenizer.decode(ids)
+        return text.replace("<start_of_text>", "").replace("<end_of_text>", "")
+
+    def generate(self, images: list[Image.Image], n: int, seed: int = 0) -> list[list[str]]:
+        if n <= 0 or not images:
+            return [[] for _ in images]
+        pixels = views_to_uint8([im.resize((self.pre.size, self.pre.size), Image.Resampling.BICUBIC)
+                                 if im.size != (self.pre.size, self.pre.size) else im for im in images])
+        pixels = pixels.repeat_interleave(n, dim=0)
+        gen = torch.Generator().manual_seed(int(seed) % 2**63)
+        seqs = self._sample(pixels, gen)
+        caps = [clean_caption(self.decode(s)) for s in seqs]
+        return [caps[i * n:(i + 1) * n] for i in range(len(images))]
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "open_clip_coca", "source": self.source, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "image_size": self.pre.size}
+
+
+class HFCaptioner:
+    """A Hugging Face image-to-text model from a local folder, sampling with top-p."""
+
+    def __init__(self, model: Any, processor: Any, name: str = "hf", top_p: float = 0.9, max_new_tokens: int = 30,
+                 device: str | torch.device = "cpu", source: str = "in-memory") -> None:
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.processor = processor
+        self.name = name
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.device = torch.device(device)
+        self.source = source
+
+    @classmethod
+    def from_pretrained(cls, local_dir: str | Path, **kw: Any) -> HFCaptioner:
+        """Load ``AutoProcessor`` + ``AutoModelForImageTextToText`` from ``local_dir`` (never from a hub)."""
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        path = Path(local_dir)
+        if not (path / "config.json").is_file():
+            raise QuartetError(f"{path}: not a Hugging Face model folder (no config.json); captioners load from "
+                               "local folders only")
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+        kw.setdefault("name", path.name)
+        return cls(model, processor, source=str(path), **kw)
+
+    def to(self, device: str | torch.device) -> HFCaptioner:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    @torch.no_grad()
+    def generate(self, images: list[Image.Image], n: int, seed: int = 0) -> list[list[str]]:
+        if n <= 0 or not images:
+            return [[] for _ in images]
+        inputs = self.processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
+        inputs = {k: v.to(self.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed) % 2**63)
+            out = self.model.generate(**inputs, do_sample=True, top_p=self.top_p, top_k=0,
+                                      num_return_sequences=n, max_new_tokens=self.max_new_tokens)
+        decode: Callable[..., list[str]] = getattr(self.processor, "batch_decode", None) or \
+            self.processor.tokenizer.batch_decode
+        texts = [clean_caption(t) for t in decode(out, skip_special_tokens=True)]
+        return [texts[i * n:(i + 1) * n] for i in range(len(images))]
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "hf_image_to_text", "source": self.source, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens}
+
+
+def tiny_coca_config(image_size: int = 32, context_length: int = 16, width: int = 16) -> dict[str, Any]:
+    """An open_clip CoCa model config of ~1.6M parameters (random init; for tests and untrained stand-ins). The
+    multimodal decoder attends to the attentional pooler's tokens, so ``embed_dim`` equals the decoder ``width``."""
+    embed_dim = width
+    vision = {"image_size": image_size, "layers": 1, "width": 32, "patch_size": max(4, image_size // 4),
+              "head_width": 16, "mlp_ratio": 2.0, "attentional_pool": True, "attn_pooler_heads": 2,
+              "attn_pooler_queries": 16, "output_tokens": True}
+    text = {"context_length": context_length, "vocab_size": 49408, "width": width, "heads": 2, "layers": 1,
+            "mlp_ratio": 2.0, "embed_cls": True, "output_tokens": True}
+    mm = {"context_length": context_length, "vocab_size": 49408, "width": width, "heads": 2, "layers": 1,
+          "mlp_ratio": 2.0, "attn_pooler_heads": 2}
+    return {"embed_dim": embed_dim, "vision_cfg": vision, "text_cfg": text, "multimodal_cfg": mm, "custom_text": True}
+
+
+def captioner_dims_check(captioner: Any) -> None:
+    """Refuse objects that do not implement :class:`Captioner`."""
+    if not isinstance(captioner, Captioner):
+        raise QuartetError(f"{captioner!r} does not implement the Captioner interface (name, generate)")
+
+
+__all__ = ["Captioner", "CoCaCaptioner", "HFCaptioner", "clean_caption", "tiny_coca_config", "top_p_filter"]
