@@ -34,7 +34,7 @@ def test_features_order_matches_lab_layout():
 
 
 def test_fit_recovers_known_matrix(known):
-    t, s, w = synthetic_pair(known.matrix, n=6000, noise_n=0.002, seed=1)
+    _, s, w = synthetic_pair(known.matrix, n=6000, noise_n=0.002, seed=1)
     cal = fit_calibration(s, w, holdout=0.2)
     # held-out error at the noise level (forces 2 mN, moments 20 uN·m)
     assert all(cal.heldout_rms[a] < 0.004 for a in ("Fx", "Fy", "Fz"))

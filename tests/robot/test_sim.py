@@ -88,7 +88,7 @@ def test_contact_sensor_truth_matches_python_sum():
         mujoco.mj_step(m, d, 2)
         if r % 100 == 99:
             ref, n = shell_contact_wrench(m, d, g, s)
-            got, found = _contact_truth(d.sensordata[_sensor(m, "shell_contact")][None], d.site_xpos[s][None],
+            got, _ = _contact_truth(d.sensordata[_sensor(m, "shell_contact")][None], d.site_xpos[s][None],
                                         d.site_xmat[s][None])
             np.testing.assert_allclose(got[0], ref, atol=1e-9)
             seen += n > 0

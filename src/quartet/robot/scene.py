@@ -5,8 +5,10 @@ Beams are capsules standing on the floor, each a chain of ``beam_segments`` rigi
 hinges (lateral and fore-aft bending). The hinge stiffness is chosen so the static tip stiffness equals the
 cantilever value k_tip = 3EI/L³: with n equal joints at heights x_j, a tip force F bends the beam by
 δ = F·Σ(L − x_j)²/k_j, so k_j = k_tip·Σ(L − x_j)² (= 3EI/L for one joint), scaled up so that the beam's own weight
-(an inverted pendulum) does not soften it (small-angle analysis, :func:`joint_stiffness`; the test measures it). One joint (default) matches the tip stiffness but is stiffer than a real
-cantilever when pushed below the tip (k_θ/h² instead of 3EI/h³); three segments halve that error at 2x the DOFs.
+(an inverted pendulum) does not soften it (small-angle analysis, :func:`joint_stiffness`; the test measures it).
+One joint (default) matches the tip stiffness but is stiffer than a real
+cantilever when pushed below the tip (k_θ/h² instead of 3EI/h³); more segments approach the continuum beam at
+proportionally more DOFs (two hinges per segment).
 
 Contact groups: the shell touches only beams (bit 2); whegs and chassis touch only the floor (bit 1). Whegs and
 chassis therefore pass through beams: all beam forces go through the shell and its sensor, which is what the

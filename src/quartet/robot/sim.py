@@ -1,6 +1,7 @@
 """Simulated runs through a beam channel, recorded as lab-format telemetry plus contact ground truth.
 
-The robot settles for ``settle_s`` (the first 50 samples are the rest period used for tare), then both crank
+The robot drops onto the floor and settles unlogged for ``presettle_s``, then rests logged for ``settle_s`` (the
+first 50 samples are the rest period used for tare), then both crank
 servos follow the ramp θ(t) = 2π f (t − settle_s) (position control, kp 0.1 N·m/rad, kv 0.004 N·m·s/rad, torque
 limited to the motor stall torque through the gearbox). Every 1 ms (two 0.5-ms steps) one telemetry row is written
 in the lab's 24-column integer format and units (``telemetry.py``):
@@ -54,6 +55,8 @@ class SimConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     duration_s: float = 10.0
     """simulated time after settling"""
+    presettle_s: float = 0.4
+    """unlogged settling after the drop onto the floor (so the logged rest period used for tare is truly at rest)"""
     settle_s: float = 0.3
     stride_hz: float = 1.0
     gear: float = 21.3
@@ -114,47 +117,45 @@ def run_simulation(cfg: SimConfig) -> SimResult:
 
     m = build_model(cfg.scene)
     d = mujoco.MjData(m)
-    name = lambda t, s: mujoco.mj_name2id(m, t, s)  # noqa: E731
-    act_r, act_l = (name(mujoco.mjtObj.mjOBJ_ACTUATOR, s) for s in ("right_motor", "left_motor"))
-    jr, jl = (int(m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, s)]) for s in ("right_front", "left_front"))
-    vr, vl = (int(m.jnt_dofadr[name(mujoco.mjtObj.mjOBJ_JOINT, s)]) for s in ("right_front", "left_front"))
-    site = name(mujoco.mjtObj.mjOBJ_SITE, "shell_ft")
-    chassis = name(mujoco.mjtObj.mjOBJ_BODY, "chassis")
     beams = beam_positions(cfg.scene)
     substeps = max(1, round(1e-3 / m.opt.timestep))
     dt_row = substeps * m.opt.timestep
     n_settle = round(cfg.settle_s / dt_row)
     n_rows = n_settle + round(cfg.duration_s / dt_row)
+    sl = {k: _sensor(m, k) for k in ("shell_force", "shell_torque", "gyro", "accel", "chassis_pos", "chassis_quat",
+                                      "right_crank_pos", "left_crank_pos", "right_crank_vel", "left_crank_vel",
+                                      "right_motor_torque", "left_motor_torque", "shell_site_pos", "shell_site_x",
+                                      "shell_site_y", "shell_site_z", "shell_contact")}
+    iq, iy = sl["chassis_quat"].start, sl["chassis_pos"].start + 1
+    mujoco.mj_step(m, d, round(cfg.presettle_s / m.opt.timestep))
     sens = np.zeros((n_rows, m.nsensordata))
-    act = np.zeros((n_rows, 2))
-    qv = np.zeros((n_rows, 4))
     cmd = np.zeros((n_rows, 2))
-    quat = np.zeros((n_rows, 4))
-    site_pos = np.zeros((n_rows, 3))
-    site_mat = np.zeros((n_rows, 9))
-    phase = np.zeros(2)
+    sd, ctrl = d.sensordata, d.ctrl  # views stay valid; one copy per row keeps the loop cheap
+    phase_r = phase_l = 0.0
     w0 = 2 * math.pi * cfg.stride_hz
     for r in range(n_rows):
         if r >= n_settle:
             # heading hold: steer back to the channel axis by speeding one side up (|u| <= steer_max)
-            yaw = _yaw(d.xquat[chassis])
-            u = cfg.steer_gain * (-cfg.lateral_gain * d.xpos[chassis][1] - yaw)
+            w, x, y, z = sd[iq], sd[iq + 1], sd[iq + 2], sd[iq + 3]
+            yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+            u = cfg.steer_gain * (-cfg.lateral_gain * sd[iy] - yaw)
             u = min(cfg.steer_max, max(-cfg.steer_max, u))
-            phase[0] += w0 * (1 + u) * dt_row
-            phase[1] += w0 * (1 - u) * dt_row
-        d.ctrl[act_r] = phase[0]
-        d.ctrl[act_l] = phase[1]
+            phase_r += w0 * (1 + u) * dt_row
+            phase_l += w0 * (1 - u) * dt_row
+        ctrl[0] = phase_r  # actuator 0 = right_motor, 1 = left_motor (asset order)
+        ctrl[1] = phase_l
         mujoco.mj_step(m, d, substeps)
-        sens[r] = d.sensordata
-        act[r] = d.actuator_force[act_r], d.actuator_force[act_l]
-        qv[r] = d.qpos[jr], d.qpos[jl], d.qvel[vr], d.qvel[vl]
-        cmd[r] = phase
-        quat[r] = d.xquat[chassis]
-        site_pos[r] = d.site_xpos[site]
-        site_mat[r] = d.site_xmat[site]
+        sens[r] = sd
+        cmd[r] = phase_r, phase_l
     warnings = [f"{mujoco.mjtWarning(i).name}: {int(w.number)}" for i, w in enumerate(d.warning) if int(w.number)]
     t = dt_row * np.arange(1, n_rows + 1)
-    sl = {k: _sensor(m, k) for k in ("shell_force", "shell_torque", "gyro", "accel", "chassis_pos")}
+    col = lambda k: sens[:, sl[k]]  # noqa: E731
+    qv = np.column_stack([col("right_crank_pos"), col("left_crank_pos"), col("right_crank_vel"),
+                          col("left_crank_vel")])
+    act = np.column_stack([col("right_motor_torque"), col("left_motor_torque")])
+    quat = col("chassis_quat")
+    site_pos = col("shell_site_pos")
+    site_mat = np.stack([col("shell_site_x"), col("shell_site_y"), col("shell_site_z")], axis=2).reshape(-1, 9)
     # environment wrench on the shell = -(force of the chassis on the shell), site frame; moments in mN·m
     w_ext = np.concatenate([-sens[:, sl["shell_force"]], -1e3 * sens[:, sl["shell_torque"]]], axis=1)
     kt_n = MOTOR_KT * cfg.gear
@@ -178,7 +179,7 @@ def run_simulation(cfg: SimConfig) -> SimResult:
     hold = max(1, cfg.hold_samples)
     raw[:, 16:24] = counts[(np.arange(n_rows) // hold) * hold]
     raw = np.rint(raw).astype(np.int64)
-    contact_w, n_con = _contact_truth(sens[:, _sensor(m, "shell_contact")], site_pos, site_mat)
+    contact_w, n_con = _contact_truth(col("shell_contact"), site_pos, site_mat)
     pos = sens[:, sl["chassis_pos"]]
     defl = np.zeros((n_rows, 2))
     for bname, _, y0 in beams:
