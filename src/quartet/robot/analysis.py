@@ -141,6 +141,10 @@ def analyze_log(tel: Telemetry, opts: AnalysisOptions) -> StrideTable:
     if inserted:
         notes.append(f"{inserted} missing sample(s) linearly interpolated onto a uniform clock")
     fs = 1.0 / float(np.median(np.diff(t)))
+    f_stride = tel.stride_frequency_hz
+    if opts.calibration is not None and f_stride and f_stride > opts.cutoff_hz / 2:
+        notes.append(f"stride frequency {f_stride:g} Hz is above half the {opts.cutoff_hz:g}-Hz cutoff: the "
+                     "within-stride force profile is smoothed away (raise --cutoff-hz for fast gaits)")
     vb = raw[:, 15] * VBATT_V_PER_COUNT
     if opts.despike:
         vb, n_spk = despike_battery(vb)

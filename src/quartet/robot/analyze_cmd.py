@@ -79,7 +79,8 @@ def analyze_paths(paths: list[Path], cfg: AnalyzeConfig) -> dict:
                "speed_cm_s": 100 * info.speed_m_s, "speed_source": info.speed_source,
                "stride_frequency_hz": tel.stride_frequency_hz, "has_shell": tel.has_shell,
                "calibration": use_cal.label if use_cal else None,
-               "quirks": tel.quirks.summary(), "pipeline_notes": st.notes, **summ}
+               "quirks": tel.quirks.summary(), "missing_samples": tel.quirks.missing_samples,
+               "battery_spikes": tel.quirks.battery_spikes, "pipeline_notes": st.notes, **summ}
         if cal is not None and not tel.has_shell:
             rec["pipeline_notes"] = [*st.notes, "16-column log: no shell channels, forces skipped"]
         if cfg.effects:

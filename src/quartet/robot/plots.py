@@ -17,6 +17,14 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def forces_over_stride(profiles: dict[str, dict[str, np.ndarray]], path: Path, title: str = "") -> Path:
     """Mean ± SD of drag (Fx) and lift (Fz) over stride phase, one line per trial.
 
@@ -40,9 +48,7 @@ def forces_over_stride(profiles: dict[str, dict[str, np.ndarray]], path: Path, t
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def condition_bars(rows: list[dict[str, Any]], keys: list[tuple[str, str]], path: Path, title: str = "") -> Path:
@@ -61,9 +67,7 @@ def condition_bars(rows: list[dict[str, Any]], keys: list[tuple[str, str]], path
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def trend_panels(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], xlabel: str,
@@ -85,9 +89,7 @@ def trend_panels(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.nd
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def time_series(t: np.ndarray, curves: dict[str, np.ndarray], path: Path, title: str = "",
@@ -103,6 +105,26 @@ def time_series(t: np.ndarray, curves: dict[str, np.ndarray], path: Path, title:
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def sensor_vs_truth(t: np.ndarray, sensor: dict[str, np.ndarray], truth: dict[str, np.ndarray], path: Path,
+                    title: str = "") -> Path:
+    """One panel per quantity: raw contact truth (light), truth low-passed like the sensor, and the sensor estimate."""
+    plt = _plt()
+    keys = list(sensor)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.6 * len(keys)), sharex=True)
+    axes = np.atleast_1d(axes)
+    for ax, k in zip(axes, keys, strict=True):
+        raw, smooth = truth[k]
+        ax.plot(t, raw, color="0.8", lw=0.5, label="contact truth (raw, 1 kHz)")
+        ax.plot(t, smooth, color="k", lw=1.2, label="contact truth, 10-Hz zero-phase")
+        ax.plot(t, sensor[k], color="tab:red", lw=1.2, label="shell sensor via log + calibration")
+        ax.set_ylabel(k)
+        ax.axhline(0, color="k", lw=0.4)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(plt, fig, path)
