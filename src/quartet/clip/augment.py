@@ -27,6 +27,7 @@ mismatch.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -186,28 +187,33 @@ def sample_record(rng: np.random.Generator, width: int, height: int, cfg: AugCon
 # Applying
 
 
-def op_value(op: str, signed_bin: int, num_bins: int, size: int) -> float:
-    """The magnitude (in the op's own units) of ``signed_bin`` for an image of side ``size`` (torchvision's
-    RandAugment table: shear 0..0.3, translate 0..150/331*size px, rotate 0..30 deg, enhance 0..0.9, posterize
-    8..4 bits, solarize 255..0)."""
-    b = abs(signed_bin)
-    sign = -1.0 if signed_bin < 0 else 1.0
-    frac = b / (num_bins - 1)
+@functools.lru_cache(maxsize=256)
+def _magnitudes(op: str, num_bins: int, size: int) -> tuple[float, ...]:
+    import torch
+
     if op in ("ShearX", "ShearY"):
-        v = 0.3 * frac
+        t = torch.linspace(0.0, 0.3, num_bins)
     elif op in ("TranslateX", "TranslateY"):
-        v = 150.0 / 331.0 * size * frac
+        t = torch.linspace(0.0, 150.0 / 331.0 * size, num_bins)
     elif op == "Rotate":
-        v = 30.0 * frac
+        t = torch.linspace(0.0, 30.0, num_bins)
     elif op in ("Brightness", "Color", "Contrast", "Sharpness"):
-        v = 0.9 * frac
+        t = torch.linspace(0.0, 0.9, num_bins)
     elif op == "Posterize":
-        return float(8 - round(b / ((num_bins - 1) / 4)))
+        t = 8 - (torch.arange(num_bins) / ((num_bins - 1) / 4)).round().int()
     elif op == "Solarize":
-        return 255.0 * (1.0 - frac)
+        t = torch.linspace(255.0, 0.0, num_bins)
     else:
-        return 0.0
-    return sign * v
+        t = torch.zeros(num_bins)
+    return tuple(float(v) for v in t.tolist())
+
+
+def op_value(op: str, signed_bin: int, num_bins: int, size: int) -> float:
+    """The magnitude (in the op's own units) of ``signed_bin`` for a square image of side ``size``: torchvision's
+    RandAugment table, computed the same way (float32 ``linspace``) so values match it exactly. Shear 0..0.3,
+    translate 0..150/331*size px, rotate 0..30 deg, enhance 0..0.9, posterize 8..4 bits, solarize 255..0."""
+    v = _magnitudes(op, num_bins, size)[abs(signed_bin)]
+    return -v if signed_bin < 0 else v
 
 
 def _apply_op(img: Image.Image, op: str, value: float, fill: list[float]) -> Image.Image:
