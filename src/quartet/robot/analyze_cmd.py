@@ -12,7 +12,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import tyro
@@ -104,6 +104,17 @@ def analyze_paths(paths: list[Path], cfg: AnalyzeConfig) -> dict:
             "calibration": cal.label if cal else None}
 
 
+def json_safe(v: Any) -> Any:
+    """Non-finite floats (e.g. the SEM of a single stride) as null, so JSON files stay standard."""
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     cols: list[str] = []
@@ -126,8 +137,9 @@ def write_outputs(res: dict, out: Path, plots: bool = True) -> list[Path]:
 
     written = [atomic_write_text(out / "strides.csv", _csv(res["strides"])),
                atomic_write_text(out / "trials.csv", _csv(res["trials"])),
-               atomic_write_json(out / "trials.json", {"calibration": res["calibration"], "trials": res["trials"],
-                                                       "conditions": res["conditions"]})]
+               atomic_write_json(out / "trials.json", json_safe({"calibration": res["calibration"],
+                                                                 "trials": res["trials"],
+                                                                 "conditions": res["conditions"]}))]
     if plots:
         tag = f" — forces with {res['calibration']}" if res["calibration"] else ""
         if res["profiles"]:

@@ -60,7 +60,8 @@ def condition_bars(rows: list[dict[str, Any]], keys: list[tuple[str, str]], path
     for ax, (key, lab) in zip(axes, keys, strict=True):
         m = [r.get(f"{key}_mean", np.nan) for r in rows]
         s = [r.get(f"{key}_sem", np.nan) for r in rows]
-        ax.bar(range(len(rows)), m, yerr=np.nan_to_num(s), capsize=3, color="tab:blue", alpha=0.8)
+        m, s = np.asarray(m, dtype=float), np.nan_to_num(np.asarray(s, dtype=float))
+        ax.bar(range(len(rows)), m, yerr=s, capsize=3, color="tab:blue", alpha=0.8)
         ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(lab)
         ax.axhline(0, color="k", lw=0.5)
@@ -81,7 +82,8 @@ def trend_panels(series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.nd
             if key not in d:
                 continue
             x, y, e = d[key]
-            ax.errorbar(x, y, yerr=np.nan_to_num(e), marker="o", ms=4, capsize=2, label=name)
+            y, e = np.asarray(y, dtype=float), np.nan_to_num(np.asarray(e, dtype=float))
+            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=2, label=name)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(lab)
         ax.axhline(0, color="k", lw=0.5)

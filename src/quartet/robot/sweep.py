@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from quartet.core.config import parse_cli
+from quartet.core.errors import QuartetError
 from quartet.core.io import atomic_write_json, read_json
 from quartet.core.progress import get_logger, progress_bar
 from quartet.core.report import markdown_table
@@ -67,6 +68,7 @@ def run_job(job: dict[str, Any], folder: str) -> dict[str, Any]:
     """Simulate, write, analyse one configuration; returns (and stores) its summary. Skips finished jobs."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from quartet.robot.analysis import AnalysisOptions, analyze_log, summarize
+    from quartet.robot.analyze_cmd import json_safe
     from quartet.robot.scene import SceneConfig
     from quartet.robot.sim import SimConfig, run_simulation
     from quartet.robot.simulate_cmd import write_run
@@ -83,8 +85,13 @@ def run_job(job: dict[str, Any], folder: str) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     paths = write_run(res, out, "sim", scene, plot=False)
     tel = read_log(paths["log"])
-    st = analyze_log(tel, AnalysisOptions(speed_m_s=max(res.meta["speed_m_s"], 1e-3),
-                                          calibration=res.calibration))
+    try:
+        st = analyze_log(tel, AnalysisOptions(speed_m_s=max(res.meta["speed_m_s"], 1e-3),
+                                              calibration=res.calibration))
+    except QuartetError as e:  # e.g. a run too short for one full stride: recorded, the sweep goes on
+        summary = {**job, "name": job_name(job), "error": str(e)}
+        atomic_write_json(done, summary)
+        return summary
     mv = slice(res.meta["settle_rows"], None)
     contact = res.truth[mv, 7] > 0
     summary = {**job, "name": job_name(job), "deflection_cm": (10 - job["gap_cm"]) / 2, "wall_s": wall,
@@ -93,6 +100,7 @@ def run_job(job: dict[str, Any], folder: str) -> dict[str, Any]:
                "warnings": res.warnings, **summarize(st),
                "truth_fz_in_contact_n": float(res.truth[mv, 3][contact].mean()) if contact.any() else 0.0,
                "truth_fx_in_contact_n": float(res.truth[mv, 1][contact].mean()) if contact.any() else 0.0}
+    summary = json_safe(summary)
     atomic_write_json(done, summary)
     return summary
 
@@ -136,9 +144,9 @@ def trend_verdicts(rows: list[dict], shell: str = "ellipsoid") -> dict[str, Any]
         if len(rs) < 3:
             continue
         d = np.array([r["deflection_cm"] for r in rs])
-        drag = np.array([r.get("mean_drag_n_mean", np.nan) for r in rs])
+        drag = np.array([r.get("mean_drag_n_mean", np.nan) for r in rs], dtype=float)
         lift_c = np.array([r["truth_fz_in_contact_n"] for r in rs])
-        sr = np.array([r["sr_mean"] for r in rs])
+        sr = np.array([r["sr_mean"] for r in rs], dtype=float)
         touching = d > 0
         i_min = int(np.argmin(sr))
         out[f"k={k:g}"] = {
@@ -162,7 +170,7 @@ def figures(rows: list[dict], real: dict | None, plots: Path) -> list[Path]:
             rs = sorted((r for r in rows if r["shell"] == shell and r["beam_stiffness"] == k),
                         key=lambda r: r["deflection_cm"])
             x = np.array([r["deflection_cm"] for r in rs])
-            g = lambda key, rs=rs: np.array([r.get(key, np.nan) for r in rs])  # noqa: E731
+            g = lambda key, rs=rs: np.array([r.get(key, np.nan) for r in rs], dtype=float)  # noqa: E731
             series[shell] = {q: (x, g(f"{q}_mean"), g(f"{q}_sem")) for q in
                              ("mean_drag_n", "mean_lift_n", "drag_energy_mj", "sr", "min_lift_n")}
         tag = f"simulation, beam tip stiffness {k:g} N/m"
@@ -176,12 +184,13 @@ def figures(rows: list[dict], real: dict | None, plots: Path) -> list[Path]:
         k0 = sorted({r["beam_stiffness"] for r in rows})[len({r["beam_stiffness"] for r in rows}) // 2]
         rs = sorted((r for r in rows if r["shell"] == "ellipsoid" and r["beam_stiffness"] == k0),
                     key=lambda r: r["deflection_cm"])
-        sim = {q: (np.array([r["deflection_cm"] for r in rs]), np.array([r.get(f"{q}_mean", np.nan) for r in rs]),
-                   np.array([r.get(f"{q}_sem", np.nan) for r in rs])) for q in ("sr", "drag_energy_mj", "mean_lift_n")}
+        col = lambda q, rs=rs: np.array([r.get(q, np.nan) for r in rs], dtype=float)  # noqa: E731
+        sim = {q: (col("deflection_cm"), col(f"{q}_mean"), col(f"{q}_sem")) for q in ("sr", "drag_energy_mj",
+                                                                                      "mean_lift_n")}
         rt = sorted(real["trials"], key=lambda t: (10 - t["gap_cm"]) / 2)
         rx = np.array([(10 - t["gap_cm"]) / 2 for t in rt])
-        realser = {q: (rx, np.array([t.get(f"{q}_mean", np.nan) for t in rt]),
-                       np.array([t.get(f"{q}_sem", np.nan) for t in rt])) for q in ("sr", "drag_energy_mj",
+        realser = {q: (rx, np.array([t.get(f"{q}_mean", np.nan) for t in rt], dtype=float),
+                       np.array([t.get(f"{q}_sem", np.nan) for t in rt], dtype=float)) for q in ("sr", "drag_energy_mj",
                                                                                        "mean_lift_n")}
         out.append(P.trend_panels({f"sim ellipsoid (k={k0:g} N/m)": sim, "real logs (N_matrix APPROXIMATION)": realser},
                                   "deflection per side (cm)", [("sr", "specific resistance"),
@@ -217,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = _run_all(jobs, run.path / "runs", cfg)
     wall = time.perf_counter() - t0
+    failed = [r for r in rows if "error" in r]
+    for r in failed:
+        log.warning("run %s failed: %s", r["name"], r["error"])
+    rows = [r for r in rows if "error" not in r]
+    if not rows:
+        raise QuartetError(f"all {len(failed)} sweep runs failed (first: {failed[0]['error']}); "
+                           "use --duration-s of at least 2.5 s so each run holds two full strides")
     real = analyze_real(cfg.real_calib)
     plots = figures(rows, real, run.path / "plots")
     verdicts = trend_verdicts(rows)
@@ -226,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
               "contact %": 100 * r["contact_fraction"], "RTF": r["real_time_factor"]} for r in rows]
     for r in rows:
         run.log({k: v for k, v in r.items() if not isinstance(v, (dict, list))})
-    run.write_result({"config": asdict(cfg) | {"out": str(cfg.out)}, "wall_s": wall, "runs": rows,
+    run.write_result({"config": asdict(cfg) | {"out": str(cfg.out)}, "wall_s": wall, "runs": rows, "failed": failed,
                       "verdicts": verdicts, "real": real})
     print(markdown_table(table))
     print("\ntrend checks (ellipsoid shell):")
     for k, v in verdicts.items():
         print(f"  {k}: negative lift under contact: {v['negative_lift_under_contact']}; drag grows with deflection: "
               f"{v['drag_grows_with_deflection']}; SR minimum at moderate contact: {v['sr_min_at_moderate_contact']}")
+    if failed:
+        print(f"{len(failed)} run(s) failed: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
     print(f"\n{len(rows)} runs in {wall:.0f} s; figures: {', '.join(p.name for p in plots)}\noutputs: {run.path}")
     return 0
