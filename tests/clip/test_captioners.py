@@ -73,8 +73,13 @@ def test_coca_adapter_refuses_a_plain_clip() -> None:
 
 def _save_tiny_blip(d: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, \
-        BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "red", "cat", "on", "the", "mat", ".",
              "blue", "big"]

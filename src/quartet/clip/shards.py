@@ -90,10 +90,13 @@ def group_members(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     cur_key: str | None = None
     cur: dict[str, bytes] = {}
     member = "?"
+    member_count = 0
     try:
+        size = path.stat().st_size
         with tarfile.open(path, mode="r:") as tar:
             for m in tar:
                 member = m.name
+                member_count += 1
                 if not m.isfile():
                     continue
                 base = m.name.rsplit("/", 1)[-1]
@@ -111,6 +114,11 @@ def group_members(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
                 if ext in cur:
                     raise DataCorruptError(f"{path}: duplicate member {m.name!r}")
                 cur[ext] = data
+            member = "<end of archive>"
+            end = tar.offset  # a complete tar ends with two zero blocks; a cut at a member boundary lacks them
+            if end + 2 * tarfile.BLOCKSIZE > size:
+                raise DataCorruptError(f"{path}: corrupt or truncated tar (no end-of-archive marker after "
+                                       f"{member_count} members); re-create the shard")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise DataCorruptError(f"{path}: corrupt or truncated tar near member {member!r} ({e}); "
                                "re-create the shard") from e
