@@ -62,10 +62,14 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(dim=64, n_layers=2, n_heads=2),
+    "narrow": ModelConfig(dim=64, n_layers=4, n_heads=2),
     "small": ModelConfig(dim=128, n_layers=2, n_heads=4),
     "base": ModelConfig(dim=256, n_layers=4, n_heads=4),
 }
-"""CPU-sized presets; vocab and context are set from the data."""
+"""CPU-sized presets; vocab and context are set from the data. ``narrow`` (d=64, 4 layers) is the one used for the
+DD-vs-C&C comparisons: with a 2,048 vocabulary, attention is ~40% of its step cost at length 1024, a share
+comparable to the paper's 8k-context 1B models, whereas at d=128 with an 8k vocabulary the output layer dominates and
+no sequence-length method can change the cost much."""
 
 
 def rope_cache(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,8 +40,8 @@ class PrepareConfig:
 
     source: str = "debian,pydocs"
     """comma-separated quartet.data corpora and/or .jsonl/.txt files or folders"""
-    out: Path = Path("data/lm/debian-pydocs")
-    tokenizer: str = "bpe:8192"
+    out: Path = Path("runs/lm/data/debian-pydocs")
+    tokenizer: str = "bpe:2048"
     """gpt2 | bpe:<vocab> (trained on the corpus) | file:<tokenizer.json>"""
     min_log2: int = 5
     """shortest bucket 2^min (the paper uses 8 = 256 tokens; 5 suits this CPU-sized setup)"""
@@ -52,7 +52,9 @@ class PrepareConfig:
     val_fraction: float = 0.02
     part_docs: int = 4096
     limit: int | None = None
-    """at most this many documents per corpus item (a slice, for quick runs)"""
+    """at most this many documents per corpus item"""
+    sample: float = 1.0
+    """keep this fraction of the training documents (by a hash of the id; held-out documents are all kept)"""
     bpe_train_chars: int = 20_000_000
     engine: Literal["ray", "local"] = "ray"
     ray_address: str | None = None
@@ -63,7 +65,9 @@ class PrepareConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-OUTPUT_KEYS = ("source", "tokenizer", "min_log2", "max_log2", "variant", "seed", "val_fraction", "part_docs", "limit")
+OUTPUT_KEYS = (
+    "source", "tokenizer", "min_log2", "max_log2", "variant", "seed", "val_fraction", "part_docs", "limit", "sample",
+)
 
 
 def settings_of(cfg: PrepareConfig) -> dict[str, Any]:
@@ -79,8 +83,6 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def process_part(part: int, ids: list[str], texts: list[str], out: Path, settings: dict[str, Any],
                  tok: Any) -> dict[str, Any]:
     """Tokenize, split, decompose and write one part; returns (and writes last, atomically) its ``done.json``."""
-    folder = out / "parts" / f"p{part:05d}"
-    folder.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(tok.vocab_size)
     held = np.array([is_heldout(i, settings["val_fraction"]) for i in ids], dtype=bool)
     t0 = time.perf_counter()
@@ -88,6 +90,14 @@ def process_part(part: int, ids: list[str], texts: list[str], out: Path, setting
     val_texts = [t for t, h in zip(texts, held, strict=True) if h]
     tokens, lens = encode_documents(tok, train_texts, dtype)
     vtokens, vlens = encode_documents(tok, val_texts, dtype)
+    return write_part(part, tokens, lens, vtokens, vlens, out, settings, time.perf_counter() - t0)
+
+
+def write_part(part: int, tokens: np.ndarray, lens: np.ndarray, vtokens: np.ndarray, vlens: np.ndarray, out: Path,
+               settings: dict[str, Any], tokenize_s: float = 0.0) -> dict[str, Any]:
+    """Decompose one tokenized part and write its bucket arrays, token streams and (last) ``done.json``."""
+    folder = out / "parts" / f"p{part:05d}"
+    folder.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
     kmin, kmax = settings["min_log2"], settings["max_log2"]
     rng = numpy_rng(settings["seed"], part)
@@ -100,10 +110,10 @@ def process_part(part: int, ids: list[str], texts: list[str], out: Path, setting
     files["val"] = write_array(folder / "val.npy", vtokens)
     files["val_lens"] = write_array(folder / "val_lens.npy", vlens)
     done = {
-        "part": part, "settings_hash": settings_hash(settings), "documents": len(train_texts),
-        "val_documents": len(val_texts), "tokens": int(tokens.size), "dropped": int(pieces.dropped.sum()),
+        "part": part, "settings_hash": settings_hash(settings), "documents": int(lens.size),
+        "val_documents": int(vlens.size), "tokens": int(tokens.size), "dropped": int(pieces.dropped.sum()),
         "dropped_docs": int((pieces.dropped == lens).sum()), "files": files,
-        "seconds": {"tokenize": t1 - t0, "decompose_write": t2 - t1},
+        "seconds": {"tokenize": tokenize_s, "decompose_write": t2 - t1},
     }
     atomic_write_json(folder / "done.json", done)
     return done
@@ -156,6 +166,10 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     _check_out(cfg, settings)
     out = cfg.out
     docs = load_documents(cfg.source, cfg.limit)
+    if cfg.sample < 1.0:
+        keep = [i for i, d in enumerate(docs.ids) if is_heldout(d, cfg.val_fraction) or
+                is_heldout("sample:" + d, cfg.sample)]
+        docs.ids, docs.texts = [docs.ids[i] for i in keep], [docs.texts[i] for i in keep]
     log.info("%s: %d documents (%s)", cfg.source, len(docs.texts), docs.counts())
     spec = cfg.tokenizer
     if spec.startswith("bpe:"):

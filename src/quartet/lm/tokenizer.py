@@ -9,7 +9,6 @@ softmax is ~12 MFLOP per token at d=128, more than four transformer layers at le
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,47 +70,29 @@ class TiktokenTokenizer:
 
 
 def _gpt2() -> Any:
-    """The offline GPT-2 encoding from ``quartet.data`` (whichever name it exposes)."""
-    for mod_name in ("quartet.data.tokenizers", "quartet.data.tokenizer", "quartet.data"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        for fn in ("gpt2_tokenizer", "load_gpt2", "gpt2_encoding", "gpt2"):
-            f = getattr(mod, fn, None)
-            if callable(f):
-                return f()
-    raise SourceMissingError("the GPT-2 BPE tokenizer is not available from quartet.data; "
-                             "run `quartet data install gpt2` or use --tokenizer bpe:8192")
+    """The offline GPT-2 ``tiktoken`` encoding built by ``quartet.data.gpt2``."""
+    try:
+        from quartet.data.gpt2 import gpt2_encoding
+    except ModuleNotFoundError as e:
+        raise SourceMissingError("the GPT-2 BPE tokenizer needs quartet.data.gpt2; use --tokenizer bpe:8192") from e
+    return gpt2_encoding()
 
 
 def train_bpe(texts: list[str], vocab_size: int, path: str | Path) -> HFTokenizer:
-    """Train a byte-level BPE on ``texts`` with ``tokenizers`` and save it to ``path``."""
-    from tokenizers import Tokenizer as _T
-    from tokenizers import decoders, models, pre_tokenizers, trainers
+    """Train a byte-level BPE on ``texts`` (``quartet.data.bpe``, Hugging Face ``tokenizers``) and save it."""
+    from quartet.data.bpe import save_bpe
+    from quartet.data.bpe import train_bpe as _train
 
     if vocab_size < 300:
         raise QuartetError(f"BPE vocabulary {vocab_size} is too small; use at least 300 (256 bytes + merges)")
-    tok = _T(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer=trainer)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".tmp")
-    tok.save(str(tmp))
-    tmp.replace(path)
+    save_bpe(_train(texts, vocab_size=vocab_size), path)
     return HFTokenizer(path)
 
 
 def load_tokenizer(spec: str) -> Tokenizer:
     """A tokenizer from a spec (``gpt2`` or ``file:<tokenizer.json>``); ``bpe:N`` must be trained first."""
     if spec == "gpt2":
-        obj = _gpt2()
-        if hasattr(obj, "encode_ordinary_batch"):
-            return TiktokenTokenizer(obj)
-        return obj  # already a quartet tokenizer object
+        return TiktokenTokenizer(_gpt2())
     if spec.startswith("file:"):
         return HFTokenizer(spec[5:])
     raise QuartetError(f"tokenizer spec {spec!r} not understood; use gpt2, bpe:<vocab> or file:<tokenizer.json>")

@@ -52,7 +52,7 @@ log = get_logger("lm.train")
 class TrainConfig:
     """Train a Llama-style LM with Dataset Decomposition (VSL) or a baseline, at an equal token budget."""
 
-    data: Path = Path("data/lm/debian-pydocs")
+    data: Path = Path("runs/lm/data/debian-pydocs")
     arm: Literal["dd", "cc", "cc_dm", "pack_dm"] = "dd"
     curriculum: str = "grow_p2"
     """uniform | grow_linear | grow_p2 | grow_p100 | custom:o1,o2,... (DD only)"""
@@ -76,6 +76,9 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 20
     eval_docs: int = 200
+    """held-out documents evaluated during training (a fixed random sample)"""
+    final_eval_docs: int | None = None
+    """held-out documents in the final evaluation (None = all)"""
     ckpt_every: int = 50
     out: Path | None = None
     name: str = ""
@@ -255,7 +258,8 @@ class Trainer:
         if not self.dist.is_main:
             return {}
         cfg = self.cfg
-        final = heldout_loss(self.model, eval_rows(self.data.val, cfg.seq_len, None), self.dist.device)
+        final = heldout_loss(self.model, eval_rows(self.data.val, cfg.seq_len, cfg.final_eval_docs, seed=1),
+                             self.dist.device)
         evals = [r for r in self.run.read_metrics() if r.get("eval")]
         result = {
             "arm": cfg.arm, "curriculum": cfg.curriculum if cfg.arm == "dd" else None,
