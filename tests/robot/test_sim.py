@@ -121,3 +121,10 @@ def test_simulation_is_deterministic_and_logs_parse(tmp_path):
     mask = np.abs(truth_fx) > 0.02
     assert mask.sum() > 50
     assert np.corrcoef(fx[mask], truth_fx[mask])[0, 1] > 0.6
+
+
+def test_floor_friction_reaches_the_feet():
+    m = build_model(SceneConfig(floor_friction=0.25))
+    for name in ("floor", "right_front_wheg_4", "chassis_geom"):
+        g = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, name)
+        assert m.geom_friction[g][0] == pytest.approx(0.25), name

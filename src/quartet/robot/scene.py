@@ -175,8 +175,12 @@ def build_xml(cfg: SceneConfig) -> str:
                   reduce="netforce", num="1")
     for name, _, _ in beam_positions(cfg):
         ET.SubElement(sensors, "framepos", name=f"{name}_tip_pos", objtype="site", objname=f"{name}_tip")
-    floor = world.find("geom[@name='floor']")
-    floor.set("friction", f"{cfg.floor_friction} 0.005 0.0001")
+    # MuJoCo uses the larger friction of the two geoms in contact: set it on the floor and on every geom that
+    # touches the floor (whegs, chassis) so floor_friction is the effective foot-ground friction
+    fric = f"{cfg.floor_friction} 0.005 0.0001"
+    world.find("geom[@name='floor']").set("friction", fric)
+    root.find(".//default[@class='wheg']/geom").set("friction", fric)
+    root.find(".//geom[@name='chassis_geom']").set("friction", fric)
     return ET.tostring(root, encoding="unicode")
 
 
