@@ -77,3 +77,20 @@ def test_sweep_cli_small(tmp_path):
                  "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "result.json").read_text())
     assert len(res["runs"]) == 2 and (tmp_path / "plots" / "sim_vs_real.png").is_file()
+
+
+def test_trend_verdicts_detect_each_finding():
+    from quartet.robot.sweep import trend_verdicts
+
+    def row(d, drag, lift, sr):
+        return {"shell": "ellipsoid", "beam_stiffness": 0.3, "deflection_cm": d, "mean_drag_n_mean": drag,
+                "truth_fz_in_contact_n": lift, "sr_mean": sr}
+
+    paper_like = [row(-2, 0.0, 0.0, 10), row(0, 0.0, 0.0, 10), row(1, -0.05, -0.1, 8), row(2, -0.1, -0.2, 9),
+                  row(3, -0.2, -0.3, 12)]
+    v = trend_verdicts(paper_like)["k=0.3"]
+    assert v["negative_lift_under_contact"] and v["drag_grows_with_deflection"] and v["sr_min_at_moderate_contact"]
+    opposite = [row(-2, 0.0, 0.0, 7), row(0, 0.0, 0.0, 7), row(1, -0.05, 0.1, 8), row(2, -0.03, 0.2, 9),
+                row(3, -0.2, 0.3, 12)]
+    v = trend_verdicts(opposite)["k=0.3"]
+    assert not (v["negative_lift_under_contact"] or v["drag_grows_with_deflection"] or v["sr_min_at_moderate_contact"])

@@ -137,6 +137,7 @@ def write_outputs(res: dict, out: Path, plots: bool = True) -> list[Path]:
 
     written = [atomic_write_text(out / "strides.csv", _csv(res["strides"])),
                atomic_write_text(out / "trials.csv", _csv(res["trials"])),
+               atomic_write_text(out / "conditions.csv", _csv(res["conditions"])),
                atomic_write_json(out / "trials.json", json_safe({"calibration": res["calibration"],
                                                                  "trials": res["trials"],
                                                                  "conditions": res["conditions"]}))]
