@@ -89,3 +89,15 @@ def test_despike_battery_replaces_only_isolated_glitches():
     out, n = despike_battery(v)
     assert n == 1 and out[2] == pytest.approx(3.7)
     np.testing.assert_array_equal(out[4:], v[4:])  # gradual sag kept
+
+
+def test_truncated_last_line_is_reported_and_crlf_parses():
+    rows = [_row(1000 * i) for i in range(1, 6)]
+    text = _text(rows)
+    cut = text[: len(text) - 12]  # file cut in the middle of its last line
+    with pytest.raises(DataCorruptError, match="malformed"):
+        parse_log_text(cut)
+    tel = parse_log_text(cut, repair=True)
+    assert tel.raw.shape[0] == 4 and tel.quirks.dropped_malformed_lines == 1
+    crlf = parse_log_text(text.replace("\n", "\r\n"))
+    assert crlf.raw.shape == (5, 16) and crlf.header.phase == 32768
