@@ -111,6 +111,17 @@ def _next_token_logits(model: torch.nn.Module, image_embs: torch.Tensor, tokens:
         return dec(image_embs, token_embs)[:, -1]
 
 
+def _fit(img: Image.Image, size: int) -> Image.Image:
+    """open_clip's eval preprocessing: resize the shorter side to ``size`` (bicubic), centre-crop a square."""
+    import torchvision.transforms.functional as TF
+
+    img = img.convert("RGB") if img.mode != "RGB" else img
+    if img.size == (size, size):
+        return img
+    img = TF.resize(img, size, interpolation=TF.InterpolationMode.BICUBIC)
+    return TF.center_crop(img, [size, size])
+
+
 class CoCaCaptioner:
     """An open_clip CoCa model sampling captions with top-p."""
 
@@ -188,8 +199,7 @@ class CoCaCaptioner:
     def generate(self, images: list[Image.Image], n: int, seed: int = 0) -> list[list[str]]:
         if n <= 0 or not images:
             return [[] for _ in images]
-        pixels = views_to_uint8([im.resize((self.pre.size, self.pre.size), Image.Resampling.BICUBIC)
-                                 if im.size != (self.pre.size, self.pre.size) else im for im in images])
+        pixels = views_to_uint8([_fit(im, self.pre.size) for im in images])
         pixels = pixels.repeat_interleave(n, dim=0)
         gen = torch.Generator().manual_seed(int(seed) % 2**63)
         seqs = self._sample(pixels, gen)

@@ -18,6 +18,7 @@ shards (embeddings stay aligned for any shard size); each teacher's scale is rec
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -215,6 +216,7 @@ def reinforce_shard(in_path: str | Path, out_path: str | Path, models: Models, c
     count = 0
     n_syn = cfg.n_syn if models.captioner is not None else 0
     with atomic_path(out_path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        os.chmod(tmp, 0o644)  # readable by the training jobs (mkstemp creates 0600)
         for batch in _chunks(read_shard_samples(in_path, cfg, skipped), max(1, cfg.batch_size)):
             for (s, _), r in zip(batch, reinforce_batch(batch, models, cfg)):
                 where = f"{in_path.name}:{s.key} (uid {s.uid!r})"
@@ -338,6 +340,8 @@ def reinforce(input_dir: str | Path, output_dir: str | Path, ensemble: TeacherEn
     models = build_models(factory)
     if models.captioner is None and captioner is not None:
         models.captioner = captioner
+    if models.captioner is not None and not isinstance(models.captioner, Captioner):
+        raise QuartetError(f"{models.captioner!r} does not implement the Captioner interface (name, generate)")
     models.ensemble.check_crop_size(cfg.aug.crop_size)
     shards = list_shards(input_dir)
     names = [p.name for p in shards]

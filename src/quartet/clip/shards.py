@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -271,6 +272,7 @@ def write_image_text_shards(source: Any, out_dir: str | Path, samples_per_shard:
     def flush() -> None:
         name = shard_name(len(shards))
         with atomic_path(out / name) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
             for key, ext, data, caption, uid in buf:
                 add_member(tar, f"{key}.{ext}", data)
                 add_member(tar, f"{key}.txt", caption.encode("utf-8"))
