@@ -119,6 +119,10 @@ def _run_all(jobs: list[dict], folder: Path, cfg: SweepConfig) -> list[dict]:
                 ready, pending = ray.wait(pending, num_returns=1)
                 results.append(ray.get(ready[0]))
                 bar.update(1)
+            if not cfg.ray_address:
+                from quartet.core.ray_setup import shutdown_ray
+
+                shutdown_ray()
         elif workers == 1:
             for j in jobs:
                 results.append(run_job(j, str(folder)))
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     run.write_result({"config": asdict(cfg) | {"out": str(cfg.out)}, "wall_s": wall, "runs": rows, "failed": failed,
                       "verdicts": verdicts, "real": real})
     print(markdown_table(table))
-    print("\ntrend checks (ellipsoid shell):")
+    print("\ntrend checks (ellipsoid shell):" + ("" if verdicts else " need >= 3 gaps with the ellipsoid shell"))
     for k, v in verdicts.items():
         print(f"  {k}: negative lift under contact: {v['negative_lift_under_contact']}; drag grows with deflection: "
               f"{v['drag_grows_with_deflection']}; SR minimum at moderate contact: {v['sr_min_at_moderate_contact']}")
