@@ -94,3 +94,14 @@ def test_trend_verdicts_detect_each_finding():
                 row(3, -0.2, 0.3, 12)]
     v = trend_verdicts(opposite)["k=0.3"]
     assert not (v["negative_lift_under_contact"] or v["drag_grows_with_deflection"] or v["sr_min_at_moderate_contact"])
+
+
+def test_scene_overrides_are_typed_and_checked():
+    from quartet.core.errors import QuartetError
+    from quartet.robot.sweep import scene_for
+
+    job = {"gap_cm": 6.0, "shell": "box", "beam_stiffness": 0.3, "overrides": {"beam_segments": 3.0}}
+    sc = scene_for(job)
+    assert sc.beam_segments == 3 and isinstance(sc.beam_segments, int) and sc.shell == "box"
+    with pytest.raises(QuartetError, match="unknown key"):
+        scene_for({**job, "overrides": {"beam_count": 3}})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,12 +64,23 @@ def job_name(j: dict[str, Any]) -> str:
     return f"gap{j['gap_cm']:g}_{j['shell']}_k{j['beam_stiffness']:g}"
 
 
+def scene_for(job: dict[str, Any]) -> Any:
+    """The SceneConfig of a job; overrides are checked against its fields and cast to their types."""
+    from quartet.robot.scene import SceneConfig
+
+    base = SceneConfig(gap_cm=job["gap_cm"], shell=job["shell"], beam_stiffness=job["beam_stiffness"])
+    kinds = {f.name: type(getattr(base, f.name)) for f in fields(SceneConfig)}
+    bad = sorted(set(job["overrides"]) - set(kinds))
+    if bad:
+        raise QuartetError(f"--scene-overrides: unknown key(s) {bad}; valid keys are {sorted(kinds)}")
+    return replace(base, **{k: kinds[k](v) if kinds[k] in (int, float) else v for k, v in job["overrides"].items()})
+
+
 def run_job(job: dict[str, Any], folder: str) -> dict[str, Any]:
     """Simulate, write, analyse one configuration; returns (and stores) its summary. Skips finished jobs."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from quartet.robot.analysis import AnalysisOptions, analyze_log, summarize
     from quartet.robot.analyze_cmd import json_safe
-    from quartet.robot.scene import SceneConfig
     from quartet.robot.sim import SimConfig, run_simulation
     from quartet.robot.simulate_cmd import write_run
     from quartet.robot.telemetry import read_log
@@ -78,8 +89,7 @@ def run_job(job: dict[str, Any], folder: str) -> dict[str, Any]:
     done = out / "result.json"
     if done.is_file():
         return read_json(done)
-    scene = replace(SceneConfig(gap_cm=job["gap_cm"], shell=job["shell"], beam_stiffness=job["beam_stiffness"]),
-                    **job["overrides"])
+    scene = scene_for(job)
     t0 = time.perf_counter()
     res = run_simulation(SimConfig(scene=scene, duration_s=job["duration_s"], seed=job["seed"]))
     wall = time.perf_counter() - t0
@@ -226,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir.create("", root=cfg.out, config=cfg, exist_ok=True) if cfg.out else \
         RunDir.create("robot-sweep", config=cfg)
     jobs = job_list(cfg)
+    for j in jobs:
+        scene_for(j)  # bad overrides fail here, before any run starts
     log.info("%d runs on %s (%s workers) -> %s", len(jobs), cfg.backend, cfg.workers or os.cpu_count(), run.path)
     t0 = time.perf_counter()
     rows = _run_all(jobs, run.path / "runs", cfg)
