@@ -101,3 +101,16 @@ def test_truncated_last_line_is_reported_and_crlf_parses():
     assert tel.raw.shape[0] == 4 and tel.quirks.dropped_malformed_lines == 1
     crlf = parse_log_text(text.replace("\n", "\r\n"))
     assert crlf.raw.shape == (5, 16) and crlf.header.phase == 32768
+
+
+def test_saturated_channels_are_counted():
+    from quartet.robot.telemetry import SHELL_COLUMNS
+
+    h = LogHeader(stride_frequency_hz=(1.0, 1.0), phase=32768)
+    raw = np.full((10, 24), 1000, dtype=np.int64)
+    raw[:, 0] = 1000 * np.arange(1, 11)
+    raw[3, 8] = 32767  # gyro Y pinned
+    raw[5, 18] = 4095  # S3 pinned
+    tel = parse_log_text(format_log(raw, h))
+    assert tel.quirks.imu_saturated_samples == 1 and tel.quirks.shell_saturated_samples == 1
+    assert "SATURATED" in tel.quirks.summary() and len(SHELL_COLUMNS) == 8

@@ -183,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
             r["drag energy mJ"] = "needs --calib"
         trial_rows.append(r)
     print(markdown_table(trial_rows))
+    if len(res["conditions"]) > 1 or len(res["trials"]) > 1:
+        print("\n## per condition (mean ± SEM over all strides of its trials)")
+        crow = []
+        for c in res["conditions"]:
+            r = {"condition": c["condition"], "trials": c["n_trials"], "strides": c["n_strides"],
+                 "SR": f"{c['sr_mean']:.2f} ± {c['sr_sem']:.2f}"}
+            if "drag_energy_mj_mean" in c:
+                r["drag energy mJ"] = f"{c['drag_energy_mj_mean']:.3f} ± {c['drag_energy_mj_sem']:.3f}"
+            crow.append(r)
+        print(markdown_table(crow))
     if res["calibration"]:
         print(f"forces computed with {res['calibration']}")
     else:

@@ -36,6 +36,8 @@ GYRO_RAD_S_PER_COUNT = (1 / 16.384) * np.pi / 180  # +-2000 deg/s full scale
 ACCEL_M_S2_PER_COUNT = 9.81 / 4096  # +-8 g full scale
 DUTY_FULL_SCALE = 4096  # +-4096 = +-100 % PWM
 DUTY_SATURATION = 3800  # firmware clamp seen in the logs
+IMU_FULL_SCALE = 32767  # int16 gyro/accelerometer registers
+SHELL_ADC_MAX = 4095  # 12-bit ADC of the shell's proximity sensors
 BEMF_V_PER_COUNT = 3.3 / 1024 / (15 / 47)  # ADC ref 3.3 V, differential amp gain 15/47
 VBATT_V_PER_COUNT = (3.7 / 2.7) * 3.3 / 1023  # divider 3.7/2.7, ADC ref 3.3 V
 US_PER_S = 1e6
@@ -101,6 +103,8 @@ class QuirkReport:
     max_jitter_us: float = 0.0
     battery_spikes: int = 0  # isolated readings far from two agreeing neighbours
     duty_saturated_fraction: float = 0.0
+    imu_saturated_samples: int = 0  # gyro/accel at the int16 limit
+    shell_saturated_samples: int = 0  # S channels at 0 or the 12-bit ADC limit
     shell_refresh_samples: float | None = None  # median run length of held S values
     shell_partial_refresh_rows: int = 0  # rows where some S channels changed and others not
     dropped_malformed_lines: int = 0
@@ -113,6 +117,9 @@ class QuirkReport:
         parts.append(f"{self.jitter_samples} jittered time stamp(s) (max {self.max_jitter_us:.0f} us)")
         parts.append(f"{self.battery_spikes} isolated battery reading(s)")
         parts.append(f"duty saturated {100 * self.duty_saturated_fraction:.1f}% of samples")
+        if self.imu_saturated_samples or self.shell_saturated_samples:
+            parts.append(f"SATURATED: {self.imu_saturated_samples} IMU and {self.shell_saturated_samples} shell "
+                         "sample(s) at full scale")
         if self.shell_refresh_samples is not None:
             parts.append(f"shell channels refreshed every {self.shell_refresh_samples:.1f} samples "
                          f"({self.shell_partial_refresh_rows} partial-refresh rows)")
@@ -230,6 +237,10 @@ def _scan_quirks(raw: np.ndarray, q: QuirkReport) -> None:
     vb = raw[:, 15].astype(np.float64)
     _, q.battery_spikes = despike_battery(vb)
     q.duty_saturated_fraction = float(np.mean(np.abs(raw[:, 5:7]) >= DUTY_SATURATION))
+    q.imu_saturated_samples = int(np.any(np.abs(raw[:, 7:13]) >= IMU_FULL_SCALE, axis=1).sum())
+    if raw.shape[1] >= 24:
+        s = raw[:, 16:24]
+        q.shell_saturated_samples = int(np.any((s <= 0) | (s >= SHELL_ADC_MAX), axis=1).sum())
     if raw.shape[1] >= 24 and raw.shape[0] > 1:
         s = raw[:, 16:24]
         changed = np.diff(s, axis=0) != 0
