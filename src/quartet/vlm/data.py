@@ -90,8 +90,8 @@ def render_number(rng: np.random.Generator, canvas: int, font_px: int, n_digits:
     return np.asarray(img, dtype=np.uint8), value
 
 
-def make_textimage(n: int, seed: int = 0, split: str = "train", canvas: int = 64, font_px: int = 12,
-                   n_digits: int = 2, jitter: float = 0.5) -> QADataset:
+def make_textimage(n: int, seed: int = 0, split: str = "train", canvas: int = 64, font_px: int = 10,
+                   n_digits: int = 1, jitter: float = 0.0) -> QADataset:
     """``n`` deterministic text-in-image samples (``split`` picks an independent random stream)."""
     if n_digits < 1 or font_px < 4 or canvas < 2 * font_px:
         raise QuartetError(f"textimage: need n_digits >= 1, font_px >= 4 and canvas >= 2*font_px "

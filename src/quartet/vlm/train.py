@@ -14,6 +14,7 @@ GPU); each rank takes every N-th micro-batch. Resume: ``--resume RUN_DIR`` conti
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -69,10 +70,15 @@ class TrainConfig:
     resume: str | None = None  # a run folder to continue
 
 
+@functools.lru_cache(maxsize=4)
+def _textimage(n: int, seed: int, split: str) -> QADataset:
+    return make_textimage(n, seed=seed, split=split)
+
+
 def load_split(data: str, split: str, n: int, seed: int) -> QADataset:
     """``textimage`` generates ``n`` items of ``split``; a folder is split 90/10 (train/val) deterministically."""
     if data == "textimage":
-        return make_textimage(n, seed=seed, split=split)
+        return _textimage(n, seed, split)
     ds = load_qa(data)
     order = np.random.default_rng(seed).permutation(len(ds))
     cut = int(0.9 * len(ds))
