@@ -21,7 +21,7 @@ def tiny_pairs() -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
     colours = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 30, 220)}
     shapes = ["circle", "square"]
     images, captions, labels, names = [], [], [], []
-    for c, rgb in colours.items():
+    for c, _rgb in colours.items():
         for s in shapes:
             names.append(f"{c} {s}")
     for i in range(24):

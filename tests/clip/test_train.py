@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_table
+
 from quartet.clip.train import TrainConfig, lr_at, train
 
 
@@ -30,7 +32,7 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(tmp_path, tiny_pairs):
     assert len(a) == len(b) == 6
     np.testing.assert_allclose(a, b, rtol=1e-5)
     assert (full.run.path / "model.safetensors").exists() and (second.run.path / "result.json").exists()
-    for (ka, va), (kb, vb) in zip(full.bundle.model.state_dict().items(), second.bundle.model.state_dict().items()):
+    for (ka, va), (_kb, vb) in zip(full.bundle.model.state_dict().items(), second.bundle.model.state_dict().items()):
         assert torch.allclose(va.float(), vb.float(), atol=1e-5), ka
 
 
@@ -70,4 +72,4 @@ def test_schedule_warms_up_then_decays():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-6)
     lrs = [lr_at(s, cfg) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 1e-5
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:])) and lrs[-1] < 1e-5

@@ -70,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 0  # steps between evaluations (0 = only at the end)
+    eval_sets: list[str] = field(default_factory=list)  # CLI: quartet.clip.evaluate.EVAL_SETS to report
     checkpoint_every: int = 100
     threads: int = 0  # torch CPU threads (0 = leave as is)
     device: str | None = None
@@ -116,8 +117,8 @@ def _prepare_table(cfg: TrainConfig, table: ReinforcedTable) -> tuple[Reinforced
 
 
 def _load_teachers(cfg: TrainConfig) -> Any:
-    from quartet.clip.teachers import OpenClipTeacher, TeacherEnsemble
     from quartet.clip.models import load_checkpoint
+    from quartet.clip.teachers import OpenClipTeacher, TeacherEnsemble
 
     if not cfg.teacher_checkpoints:
         raise QuartetError("online mode needs --teacher-checkpoints (the teachers' .safetensors files)")
@@ -279,3 +280,25 @@ def _plot(run: RunDir, metrics: list[dict[str, Any]]) -> None:
     fig.tight_layout()
     fig.savefig(run.plot_path("loss"), dpi=100)
     plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    """``quartet clip train``: single process, or ``torchrun --nproc_per_node N -m quartet clip train ...``."""
+    from quartet.core.config import parse_cli
+    from quartet.core.distributed import cleanup
+
+    cfg = parse_cli(TrainConfig, argv, prog="quartet clip train")
+    eval_fn = None
+    if cfg.eval_sets:
+        from quartet.clip.evaluate import evaluate, load_eval_sets
+
+        sets = load_eval_sets(cfg.eval_sets)
+        eval_fn = lambda b: evaluate(b, sets)  # noqa: E731
+    res = train(cfg, eval_fn=eval_fn)
+    if init_distributed(cfg.device).is_main:
+        final = res.metrics[-1] if res.metrics else {}
+        print(f"run folder: {res.run.path}")
+        print(f"model: {res.run.path / 'model.safetensors'}")
+        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))
+    cleanup()
+    return 0

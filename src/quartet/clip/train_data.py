@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from quartet.core.errors import QuartetError
+from quartet.core.errors import DataCorruptError, QuartetError
+from quartet.core.io import sha256_bytes
 from quartet.core.seed import numpy_rng
 
 _STREAM_PERM, _STREAM_CHOICE = 11, 12
@@ -55,7 +56,7 @@ class ReinforcedTable:
         which = list(which)
         if not which or any(not 0 <= k < len(self.teacher_dims) for k in which):
             raise QuartetError(f"teacher indices {which} out of range for {len(self.teacher_dims)} stored teachers")
-        starts = np.cumsum([0] + self.teacher_dims)
+        starts = np.cumsum([0, *self.teacher_dims])
         cols = np.concatenate([np.arange(starts[k], starts[k + 1]) for k in which])
         return replace(self, image_emb=[e[:, cols] for e in self.image_emb], text_emb=self.text_emb[:, cols],
                        syn_emb=[e[:, cols] for e in self.syn_emb],
@@ -102,6 +103,9 @@ def load_table(path: str | Path, limit: int | None = None) -> ReinforcedTable:
     for s in iter_reinforced(path, shuffle=False, seed=0, rank=0, world_size=1):
         if limit is not None and len(keys) >= limit:
             break
+        if s.sha256 and sha256_bytes(s.image_bytes) != s.sha256:
+            raise DataCorruptError(f"{path}:{s.key}: image bytes do not match the stored sha256; the stored "
+                                   "augmentations cannot be replayed on them (re-run the reinforcement)")
         img = decode_image(s.image_bytes, what=f"{path}:{s.key}")
         keys.append(s.key)
         images.append(img.convert("RGB"))

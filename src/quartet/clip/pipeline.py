@@ -1,0 +1,74 @@
+"""The end-to-end path shared by the demo and the reproduction: teachers -> captioner -> reinforced shards.
+
+Every stage is cached under ``cache_dir("clip", ...)`` and keyed by its configuration: trained checkpoints by
+:class:`~quartet.clip.train_teacher.TeacherConfig`, shards of the emoji training split by size, reinforced datasets
+by (teachers, captioner, reinforcement config). A second run with the same settings skips straight to student
+training; an interrupted reinforcement resumes (``quartet.clip.reinforce`` records finished shards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from quartet.clip.train_teacher import TeacherConfig, as_captioner, as_teacher, load_teacher, train_teacher
+from quartet.core.config import to_dict
+from quartet.core.paths import cache_dir
+from quartet.core.progress import get_logger
+
+log = get_logger("quartet.clip.pipeline")
+
+
+def emoji_train_shards(size: int = 64, limit: int | None = None, samples_per_shard: int = 256) -> Path:
+    """Image-text shards of the emoji training split (the held-out split is never written)."""
+    from quartet import data
+    from quartet.clip.evaluate import heldout_split
+    from quartet.clip.shards import MANIFEST, write_image_text_shards
+
+    out = cache_dir("clip", "shards", f"emoji-train-{size}px-{limit or 'all'}")
+    if (out / MANIFEST).exists():
+        return out
+    ds = data.load("emoji", size=size)
+    idx = heldout_split(len(ds))[0]
+    ds = ds.subset(idx[:limit] if limit else idx)
+    write_image_text_shards(ds, out, samples_per_shard=samples_per_shard, size=size)
+    return out
+
+
+def build_models(teacher_cfgs: Sequence[TeacherConfig], captioner_cfg: TeacherConfig | None,
+                 pairs: Any = None) -> tuple[Any, Any, list[Path]]:
+    """Train (or load cached) teachers and captioner; returns ``(TeacherEnsemble, captioner, checkpoint paths)``."""
+    from quartet.clip.teachers import TeacherEnsemble
+
+    paths, teachers = [], []
+    for k, c in enumerate(teacher_cfgs):
+        p = train_teacher(c, pairs=pairs)
+        paths.append(p)
+        teachers.append(as_teacher(load_teacher(p), name=f"t{k}-{c.model}"))
+    captioner = None
+    if captioner_cfg is not None:
+        p = train_teacher(captioner_cfg, pairs=pairs)
+        paths.append(p)
+        captioner = as_captioner(load_teacher(p))
+    return TeacherEnsemble(teachers), captioner, paths
+
+
+def reinforced_dataset(shards: Path, ensemble: Any, captioner: Any, rcfg: Any, model_paths: Sequence[Path]) -> Path:
+    """Reinforce ``shards`` into a cache folder keyed by the models and the reinforcement config; reuse it when
+    complete, resume it when interrupted."""
+    from quartet.clip.reinforce import reinforce
+    from quartet.clip.reinforced_data import MANIFEST
+
+    key_src = {"shards": str(shards), "models": [p.name for p in model_paths], "cfg": to_dict(rcfg)}
+    key_src["cfg"].pop("num_workers", None)
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    out = cache_dir("clip", "reinforced", key)
+    if (out / MANIFEST).exists():
+        log.info("reusing reinforced dataset %s", out)
+        return out
+    summary = reinforce(shards, out, ensemble, captioner, rcfg)
+    log.info("reinforced %s samples -> %s", summary.get("num_samples"), out)
+    return out
