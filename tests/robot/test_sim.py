@@ -128,3 +128,13 @@ def test_floor_friction_reaches_the_feet():
     for name in ("floor", "right_front_wheg_4", "chassis_geom"):
         g = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, name)
         assert m.geom_friction[g][0] == pytest.approx(0.25), name
+
+
+def test_every_body_joint_site_sensor_and_actuator_is_named():
+    m = build_model(SceneConfig(gap_cm=6, beam_segments=2))
+    kinds = [(mujoco.mjtObj.mjOBJ_BODY, m.nbody), (mujoco.mjtObj.mjOBJ_JOINT, m.njnt),
+             (mujoco.mjtObj.mjOBJ_SITE, m.nsite), (mujoco.mjtObj.mjOBJ_SENSOR, m.nsensor),
+             (mujoco.mjtObj.mjOBJ_ACTUATOR, m.nu), (mujoco.mjtObj.mjOBJ_GEOM, m.ngeom)]
+    for obj, n in kinds:
+        for i in range(1 if obj == mujoco.mjtObj.mjOBJ_BODY else 0, n):  # body 0 is the world
+            assert mujoco.mj_id2name(m, obj, i), (obj, i)
