@@ -57,6 +57,8 @@ def test_specific_resistance_matches_the_formula():
     p = 2 * duty * vb * vb / 3.3
     assert len(st) == 4
     np.testing.assert_allclose(st.mean_power_w, p, rtol=1e-6)
+    np.testing.assert_allclose(st.mean_power_side_w, p / 2, rtol=1e-6)
+    assert st.rows()[0]["power_right_w"] == pytest.approx(p / 2)
     np.testing.assert_allclose(st.sr, p / (ROBOT_MASS_KG * GRAVITY * 0.06), rtol=1e-6)
     assert st.drag_energy_j is None
     s = summarize(st)

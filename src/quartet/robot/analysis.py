@@ -57,6 +57,7 @@ class StrideTable:
     elec_energy_j: np.ndarray
     mean_power_w: np.ndarray
     sr: np.ndarray
+    mean_power_side_w: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [strides, (right, left)]
     drag_energy_j: np.ndarray | None = None
     mean_drag_n: np.ndarray | None = None
     peak_drag_n: np.ndarray | None = None  # most negative Fx
@@ -75,7 +76,8 @@ class StrideTable:
         for i in range(len(self)):
             r = {"stride": i, "start_s": float(self.start_s[i]), "duration_s": float(self.duration_s[i]),
                  "elec_energy_j": float(self.elec_energy_j[i]), "mean_power_w": float(self.mean_power_w[i]),
-                 "sr": float(self.sr[i])}
+                 "power_right_w": float(self.mean_power_side_w[i, 0]),
+                 "power_left_w": float(self.mean_power_side_w[i, 1]), "sr": float(self.sr[i])}
             if self.drag_energy_j is not None:
                 r.update(drag_energy_mj=1e3 * float(self.drag_energy_j[i]), mean_drag_n=float(self.mean_drag_n[i]),
                          peak_drag_n=float(self.peak_drag_n[i]), mean_lift_n=float(self.mean_lift_n[i]),
@@ -152,7 +154,8 @@ def analyze_log(tel: Telemetry, opts: AnalysisOptions) -> StrideTable:
             notes.append(f"{n_spk} isolated battery reading(s) replaced by their neighbours' mean")
     duty = raw[:, 5:7] / DUTY_FULL_SCALE
     bemf = raw[:, 13:15] * BEMF_V_PER_COUNT
-    power = electrical_power(duty, vb, bemf, opts.resistance_ohm).sum(axis=1)
+    power_sides = electrical_power(duty, vb, bemf, opts.resistance_ohm)
+    power = power_sides.sum(axis=1)
     bounds = stride_bounds(raw[:, 1] * RAD_PER_COUNT)
     if bounds.size < 2:
         raise QuartetError(f"{tel.name}: fewer than one full stride (right leg made < 1 revolution)")
@@ -167,7 +170,8 @@ def analyze_log(tel: Telemetry, opts: AnalysisOptions) -> StrideTable:
         sig.update(fx_n=fx, fy_n=w[:, 1], fz_n=fz)
     n = bounds.size - 1
     st = StrideTable(start_s=np.empty(n), duration_s=np.empty(n), elec_energy_j=np.empty(n),
-                     mean_power_w=np.empty(n), sr=np.empty(n), signals=sig, bounds=bounds, notes=notes)
+                     mean_power_w=np.empty(n), sr=np.empty(n), mean_power_side_w=np.empty((n, 2)), signals=sig,
+                     bounds=bounds, notes=notes)
     if fx is not None:
         st.drag_energy_j, st.mean_drag_n, st.peak_drag_n = np.empty(n), np.empty(n), np.empty(n)
         st.peak_drag_time_s, st.mean_lift_n, st.min_lift_n = np.empty(n), np.empty(n), np.empty(n)
@@ -180,6 +184,7 @@ def analyze_log(tel: Telemetry, opts: AnalysisOptions) -> StrideTable:
         e = np.trapezoid(power[a:b], ts)
         st.elec_energy_j[i] = e
         st.mean_power_w[i] = e / dur
+        st.mean_power_side_w[i] = np.trapezoid(power_sides[a:b], ts, axis=0) / dur
         st.sr[i] = st.mean_power_w[i] / (mg * opts.speed_m_s)
         if fx is not None:
             st.drag_energy_j[i] = opts.speed_m_s * np.trapezoid(fx[a:b], ts)

@@ -127,7 +127,7 @@ def _csv(rows: list[dict]) -> str:
 
 
 def _fmt_stride_table(strides: list[dict]) -> str:
-    keep = ("stride", "start_s", "sr", "mean_power_w", "drag_energy_mj", "mean_drag_n", "min_lift_n")
+    keep = ("stride", "start_s", "sr", "power_right_w", "power_left_w", "drag_energy_mj", "mean_drag_n", "min_lift_n")
     return markdown_table([{k: r[k] for k in keep if k in r} for r in strides])
 
 
