@@ -197,10 +197,10 @@ def reinforce_batch(batch: list[tuple[ImageTextSample, Image.Image]], models: Mo
     texts = [s.caption for s, _ in batch] + [t for caps in syn for t in caps]
     txt = ens.encode_texts(texts).numpy()
     n = len(batch)
+    starts = np.cumsum([n, *(len(c) for c in syn)])  # row of sample k's first synthetic caption
     out = []
     for k in range(len(batch)):
-        syn_emb = txt[n + k * len(syn[k]): n + (k + 1) * len(syn[k])] if syn[k] else \
-            np.zeros((0, ens.total_dim), np.float32)
+        syn_emb = txt[starts[k]:starts[k + 1]] if syn[k] else np.zeros((0, ens.total_dim), np.float32)
         out.append({"records": records[k], "image_emb": img_emb[k], "text_emb": txt[k:k + 1], "syn_text": syn[k],
                     "syn_text_emb": syn_emb})
     return out
@@ -209,8 +209,8 @@ def reinforce_batch(batch: list[tuple[ImageTextSample, Image.Image]], models: Mo
 def reinforce_shard(in_path: str | Path, out_path: str | Path, models: Models, cfg: ReinforceConfig
                     ) -> dict[str, Any]:
     """Reinforce one input shard into ``out_path`` (atomic); returns ``{"input", "name", "count", "skipped",
-    "sha256", "seconds"}``."""
-    t0 = time.perf_counter()
+    "sha256", "seconds", "started", "finished"}`` (wall-clock epoch seconds, for throughput accounting)."""
+    t0, started = time.perf_counter(), time.time()
     in_path, out_path = Path(in_path), Path(out_path)
     skipped: dict[str, int] = {}
     count = 0
@@ -235,7 +235,8 @@ def reinforce_shard(in_path: str | Path, out_path: str | Path, models: Models, c
                 write_sample(tar, s, r, cfg.dtype)
                 count += 1
     return {"input": in_path.name, "name": out_path.name, "count": count, "skipped": skipped,
-            "sha256": sha256_file(out_path), "seconds": round(time.perf_counter() - t0, 3)}
+            "sha256": sha256_file(out_path), "seconds": round(time.perf_counter() - t0, 3),
+            "started": round(started, 3), "finished": round(time.time(), 3)}
 
 
 def write_sample(tar: tarfile.TarFile, s: ImageTextSample, r: dict[str, Any], dtype: str) -> None:
@@ -358,7 +359,7 @@ def reinforce(input_dir: str | Path, output_dir: str | Path, ensemble: TeacherEn
         log.info("resuming: %d of %d shards already done", resumed, len(shards))
     t0 = time.perf_counter()
     n_new = 0
-    with progress_bar(total=None, desc="reinforce", unit="sample") as bar:
+    with progress_bar(total=_expected_samples(Path(input_dir), todo), desc="reinforce", unit="sample") as bar:
         if cfg.num_workers == 0:
             results: Iterator[dict[str, Any]] = _in_process(todo, out, models, cfg)
         else:
@@ -377,6 +378,16 @@ def reinforce(input_dir: str | Path, output_dir: str | Path, ensemble: TeacherEn
     summary.update({"new_samples": n_new, "resumed_shards": resumed, "seconds": round(seconds, 3),
                     "samples_per_s": round(n_new / seconds, 2) if seconds > 0 and n_new else 0.0})
     return summary
+
+
+def _expected_samples(input_dir: Path, todo: list[Path]) -> int | None:
+    """Samples in the ``todo`` shards according to the input manifest (for the progress bar), if it has counts."""
+    from quartet.clip.shards import MANIFEST as INPUT_MANIFEST
+
+    if not input_dir.is_dir() or not (input_dir / INPUT_MANIFEST).is_file():
+        return None
+    counts = {s["name"]: int(s.get("count", 0)) for s in read_json(input_dir / INPUT_MANIFEST).get("shards", [])}
+    return sum(counts.get(p.name, 0) for p in todo)
 
 
 def _in_process(todo: list[Path], out: Path, models: Models, cfg: ReinforceConfig) -> Iterator[dict[str, Any]]:
