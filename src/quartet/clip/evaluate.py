@@ -71,9 +71,9 @@ def class_embeddings(bundle: ClipBundle, class_names: Sequence[str], templates: 
 
 
 def zero_shot(bundle: ClipBundle, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-              templates: Sequence[str] = TEMPLATES) -> dict[str, float]:
+              templates: Sequence[str] = TEMPLATES, image_emb: torch.Tensor | None = None) -> dict[str, float]:
     """Top-1/top-5 accuracy (%) of nearest-class-prompt classification."""
-    img = encode_images(bundle, images)
+    img = encode_images(bundle, images) if image_emb is None else image_emb
     cls = class_embeddings(bundle, class_names, templates)
     logits = img @ cls.t()
     k = min(5, len(class_names))
@@ -83,9 +83,10 @@ def zero_shot(bundle: ClipBundle, images: np.ndarray, labels: np.ndarray, class_
             "n": len(y), "classes": len(class_names)}
 
 
-def retrieval(bundle: ClipBundle, images: np.ndarray, captions: Sequence[str]) -> dict[str, float]:
+def retrieval(bundle: ClipBundle, images: np.ndarray, captions: Sequence[str],
+              image_emb: torch.Tensor | None = None) -> dict[str, float]:
     """Image->text and text->image R@1/R@5 (%) over matching rows."""
-    img = encode_images(bundle, images)
+    img = encode_images(bundle, images) if image_emb is None else image_emb
     txt = encode_texts(bundle, captions)
     sim = img @ txt.t()
     n = sim.shape[0]
@@ -155,12 +156,16 @@ def load_eval_sets(names: Sequence[str] = EVAL_SETS, size: int = 64, limit: int 
 def evaluate(bundle: ClipBundle, sets: Sequence[EvalData]) -> dict[str, float]:
     """Flat metrics: ``<set>/top1``, ``<set>/top5`` for zero-shot sets, ``<set>/i2t_r1`` ... for retrieval."""
     res: dict[str, float] = {}
+    cache: dict[int, torch.Tensor] = {}  # sets sharing an image array are encoded once
     for s in sets:
+        if id(s.images) not in cache:
+            cache[id(s.images)] = encode_images(bundle, s.images)
+        img = cache[id(s.images)]
         if s.captions is not None:
-            r = retrieval(bundle, s.images, s.captions)
+            r = retrieval(bundle, s.images, s.captions, image_emb=img)
         else:
             assert s.labels is not None and s.class_names is not None
-            r = zero_shot(bundle, s.images, s.labels, s.class_names)
+            r = zero_shot(bundle, s.images, s.labels, s.class_names, image_emb=img)
         res.update({f"{s.name}/{k}": v for k, v in r.items() if k not in ("n", "classes")})
     return res
 

@@ -46,12 +46,12 @@ class ReproduceConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
-        teachers=[TeacherConfig(model="MCi-micro", image_size=48, limit=1000, steps=120, lr=2e-3, warmup=12),
-                  TeacherConfig(model="ViT-micro", image_size=48, limit=1000, steps=120, lr=1e-3, warmup=12)],
-        captioner=TeacherConfig(model="CoCa-micro", image_size=48, limit=1000, steps=80, batch_size=32, lr=2e-3,
-                                warmup=8),
-        n_aug=10, n_syn=5, crop_size=48, limit=1000,
-        student=dict(model="MCi-nano", image_size=32, steps=150, batch_size=32, warmup=15, lr=2e-3, log_every=15),
+        teachers=[TeacherConfig(model="MCi-micro", image_size=32, limit=1000, steps=80, lr=2e-3, warmup=8),
+                  TeacherConfig(model="ViT-micro", image_size=32, limit=1000, steps=80, lr=1e-3, warmup=8)],
+        captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=1000, steps=40, batch_size=32, lr=2e-3,
+                                warmup=4),
+        n_aug=10, n_syn=5, crop_size=32, limit=1000,
+        student=dict(model="MCi-nano", image_size=32, steps=100, batch_size=32, warmup=10, lr=2e-3, log_every=10),
         kd_sweep=[10.0, 100.0], lam_sweep=[0.5], aug_sweep=[1, 2, 5], syn_sweep=[1, 2]),
     "full": dict(
         teachers=[TeacherConfig(model="MCi-micro", steps=2000, seed=0),

@@ -130,12 +130,58 @@ def _load_teachers(cfg: TrainConfig) -> Any:
     return TeacherEnsemble(ts)
 
 
-def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any = None,
-          eval_fn: Callable[[ClipBundle], dict[str, float]] | None = None, quiet: bool = False) -> TrainResult:
-    """Train a student as configured; returns the trained model (rank 0's copy) and its run folder.
+@dataclass
+class Student:
+    """Everything one training step needs (built by :func:`setup`; stepped by :meth:`step`)."""
 
-    ``table``/``teachers`` may be passed in to share them between runs (reproduce, benchmark); ``eval_fn`` is
-    called on the main rank every ``eval_every`` steps and at the end, and its numbers are logged."""
+    cfg: TrainConfig
+    bundle: ClipBundle
+    ddp: torch.nn.Module
+    opt: torch.optim.Optimizer
+    loss_fn: ReinforcedClipLoss
+    table: ReinforcedTable
+    teachers: Any
+    dist: DistInfo
+    lam: float
+    with_syn: bool
+
+    def step(self, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One optimiser step on global batch ``step``; returns the loss parts and the gradient norm."""
+        cfg, device, model = self.cfg, self.dist.device, self.bundle.model
+        online = cfg.mode == "online"
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        b = make_batch(self.table, step, cfg.batch_size, cfg.seed, cfg.image_size, self.bundle.mean,
+                       self.bundle.std, self.bundle.tokenize, with_syn=self.with_syn,
+                       with_teacher=(self.lam > 0 and not online), keep_views=online and self.lam > 0,
+                       rank=self.dist.rank, world_size=self.dist.world_size)
+        t_img, t_txt, t_syn = b.teacher_image, b.teacher_text, b.teacher_syn
+        if online and self.lam > 0:
+            with torch.no_grad():
+                t_img = self.teachers.encode_images(b.views).float()
+                t_txt = self.teachers.encode_texts(b.captions).float()
+                t_syn = self.teachers.encode_texts(b.syn_captions).float() if self.with_syn else None
+        tokens = b.text_tokens if b.syn_tokens is None else torch.cat([b.text_tokens, b.syn_tokens])
+        local_b = b.images.shape[0]
+        with autocast(device):
+            img_f, txt_f, scale = self.ddp(b.images.to(device), tokens.to(device))[:3]
+            txt_real, txt_syn = (txt_f, None) if b.syn_tokens is None else txt_f.split(local_b)
+            dev = (lambda x: None if x is None else x.to(device))  # noqa: E731
+            out = self.loss_fn(img_f.float(), txt_real.float(), scale.float(), dev(t_img), dev(t_txt),
+                               None if txt_syn is None else txt_syn.float(), dev(t_syn))
+        self.opt.zero_grad(set_to_none=True)
+        # Every rank holds the same global loss but only its own slice carries gradient (all_gather_grad), and DDP
+        # averages over ranks: scaling by the world size makes the update equal the single-process one.
+        (out["loss"] * self.dist.world_size).backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, MAX_LOG_SCALE)
+        return out, gnorm
+
+
+def setup(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any = None) -> Student:
+    """Data, model, optimiser and loss for ``cfg`` (the same seed gives the same initial model on every rank)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dist_info: DistInfo = init_distributed(cfg.device)
@@ -148,11 +194,10 @@ def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
     plain = cfg.mode == "plain"
     lam = 0.0 if plain else cfg.lam
     with_syn = (not plain) and cfg.syn_captions
-    if cfg.mode == "online" and teachers is None:
+    if cfg.mode == "online" and lam > 0 and teachers is None:
         teachers = _load_teachers(cfg)
     if cfg.batch_size % dist_info.world_size:
         raise QuartetError(f"batch_size {cfg.batch_size} must be divisible by the world size {dist_info.world_size}")
-
     seed_everything(cfg.seed)
     bundle = create_model(cfg.model, image_size=cfg.image_size, device=device)
     model = bundle.model
@@ -160,7 +205,17 @@ def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             eps=1e-6)
     loss_fn = ReinforcedClipLoss(lam, table.teacher_dims, scales) if lam > 0 else ReinforcedClipLoss(0.0)
+    return Student(cfg, bundle, model, opt, loss_fn, table, teachers, dist_info, lam, with_syn)
 
+
+def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any = None,
+          eval_fn: Callable[[ClipBundle], dict[str, float]] | None = None, quiet: bool = False) -> TrainResult:
+    """Train a student as configured; returns the trained model (rank 0's copy) and its run folder.
+
+    ``table``/``teachers`` may be passed in to share them between runs (reproduce, benchmark); ``eval_fn`` is
+    called on the main rank every ``eval_every`` steps and at the end, and its numbers are logged."""
+    st = setup(cfg, table, teachers)
+    dist_info, device, bundle, model, opt = st.dist, st.dist.device, st.bundle, st.bundle.model, st.opt
     run = RunDir(cfg.out) if cfg.out else RunDir.create(f"clip-{cfg.mode}", config=cfg)
     if dist_info.is_main:
         run.write_config(cfg)
@@ -174,43 +229,21 @@ def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
         if dist_info.is_main:
             _truncate_metrics(run, start)
             log.info("resuming %s at step %d", run.path, start)
-    ddp = model
     if dist_info.distributed:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                        else None)
+        st.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index]
+                                                           if device.type == "cuda" else None)
 
     end = cfg.steps if not cfg.stop_after else min(cfg.steps, start + cfg.stop_after)
-    local_b = cfg.batch_size // dist_info.world_size
     bar = progress_bar(end - start, desc=f"clip train {cfg.mode}", unit="step") if (
         dist_info.is_main and not quiet) else None
-    t0 = time.perf_counter()
+    t_train = 0.0
     samples = 0
     metrics: list[dict[str, Any]] = []
     for step in range(start, end):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        b = make_batch(table, step, cfg.batch_size, cfg.seed, cfg.image_size, bundle.mean, bundle.std,
-                       bundle.tokenize, with_syn=with_syn, with_teacher=(lam > 0 and cfg.mode != "online"),
-                       keep_views=cfg.mode == "online", rank=dist_info.rank, world_size=dist_info.world_size)
-        t_img, t_txt, t_syn = b.teacher_image, b.teacher_text, b.teacher_syn
-        if cfg.mode == "online" and lam > 0:
-            with torch.no_grad():
-                t_img = teachers.encode_images(b.views).float()
-                t_txt = teachers.encode_texts(b.captions).float()
-                t_syn = teachers.encode_texts(b.syn_captions).float() if with_syn else None
-        tokens = b.text_tokens if b.syn_tokens is None else torch.cat([b.text_tokens, b.syn_tokens])
-        with autocast(device):
-            img_f, txt_f, scale = ddp(b.images.to(device), tokens.to(device))[:3]
-            txt_real, txt_syn = (txt_f, None) if b.syn_tokens is None else txt_f.split(local_b)
-            dev = (lambda x: None if x is None else x.to(device))  # noqa: E731
-            out = loss_fn(img_f.float(), txt_real.float(), scale.float(), dev(t_img), dev(t_txt),
-                          None if txt_syn is None else txt_syn.float(), dev(t_syn))
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, MAX_LOG_SCALE)
+        t0 = time.perf_counter()
+        out, gnorm = st.step(step)
+        synchronize(device)
+        t_train += time.perf_counter() - t0
         samples += cfg.batch_size
         if bar is not None:
             bar.update(1)
@@ -219,8 +252,7 @@ def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
             rec = {"step": step + 1, "lr": lr_at(step, cfg), "scale": float(model.logit_scale.detach().exp()),
                    "grad_norm": float(gnorm)}
             rec.update({k: float(all_reduce_mean(v.detach().float())) for k, v in out.items()})
-            synchronize(device)
-            rec["samples_per_s"] = samples / (time.perf_counter() - t0)
+            rec["samples_per_s"] = samples / t_train
             if eval_fn is not None and dist_info.is_main and (
                     last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
                 model.eval()
@@ -235,12 +267,14 @@ def train(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
             _save_state(run, model, opt, step + 1, dist_info)
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - t0
+    seconds = t_train
+    table = st.table
+    scales = st.loss_fn.scales
     if dist_info.is_main and end == cfg.steps:
         save_checkpoint(bundle, run.path / "model.safetensors")
         all_metrics = run.read_metrics()
         run.write_result({"mode": cfg.mode, "steps": cfg.steps, "final": all_metrics[-1] if all_metrics else {},
-                          "teachers": table.teacher_names, "kd_scales": scales, "seconds": seconds})
+                          "teachers": table.teacher_names, "kd_scales": scales, "train_seconds": seconds})
         _plot(run, all_metrics)
     barrier()
     model.eval()
