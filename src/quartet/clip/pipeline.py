@@ -56,19 +56,45 @@ def build_models(teacher_cfgs: Sequence[TeacherConfig], captioner_cfg: TeacherCo
     return TeacherEnsemble(teachers), captioner, paths
 
 
+def _reinforced_dir(shards: Path, rcfg: Any, model_paths: Sequence[Path]) -> Path:
+    key_src = {"shards": str(shards), "models": [p.name for p in model_paths], "cfg": to_dict(rcfg)}
+    key_src["cfg"].pop("num_workers", None)
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return cache_dir("clip", "reinforced", key)
+
+
 def reinforced_dataset(shards: Path, ensemble: Any, captioner: Any, rcfg: Any, model_paths: Sequence[Path]) -> Path:
     """Reinforce ``shards`` into a cache folder keyed by the models and the reinforcement config; reuse it when
     complete, resume it when interrupted."""
     from quartet.clip.reinforce import reinforce
     from quartet.clip.reinforced_data import MANIFEST
 
-    key_src = {"shards": str(shards), "models": [p.name for p in model_paths], "cfg": to_dict(rcfg)}
-    key_src["cfg"].pop("num_workers", None)
-    key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    out = cache_dir("clip", "reinforced", key)
+    out = _reinforced_dir(shards, rcfg, model_paths)
     if (out / MANIFEST).exists():
         log.info("reusing reinforced dataset %s", out)
         return out
     summary = reinforce(shards, out, ensemble, captioner, rcfg)
     log.info("reinforced %s samples -> %s", summary.get("num_samples"), out)
     return out
+
+
+def reinforced_for(preset: dict[str, Any], train_missing: bool = True) -> tuple[Path, list[Path]] | None:
+    """The reinforced dataset of a reproduce preset (teachers, captioner and shards included). With
+    ``train_missing=False`` returns None unless every stage is already cached (nothing is trained)."""
+    from quartet.clip.augment import AugConfig
+    from quartet.clip.reinforce import ReinforceConfig
+    from quartet.clip.reinforced_data import MANIFEST
+    from quartet.clip.train_teacher import checkpoint_path
+
+    cfgs = [*preset["teachers"], preset["captioner"]]
+    if not train_missing and not all(checkpoint_path(c).exists() for c in cfgs):
+        return None
+    rcfg = ReinforceConfig(n_aug=preset["n_aug"], n_syn=preset["n_syn"], dtype="fp32",
+                           aug=AugConfig(crop_size=preset["crop_size"]), seed=0)
+    if not train_missing:
+        paths = [checkpoint_path(c) for c in cfgs]
+        key_dir = _reinforced_dir(emoji_train_shards(size=preset["crop_size"], limit=preset["limit"]), rcfg, paths)
+        return (key_dir, paths) if (key_dir / MANIFEST).exists() else None
+    shards = emoji_train_shards(size=preset["crop_size"], limit=preset["limit"])
+    ensemble, captioner, paths = build_models(preset["teachers"], preset["captioner"])
+    return reinforced_dataset(shards, ensemble, captioner, rcfg, paths), paths
