@@ -44,15 +44,17 @@ def test_pareto_and_breakdown_plots(tmp_path) -> None:
 
 
 def test_textimage_deterministic_and_resolution_dependent() -> None:
-    a = make_textimage(6, seed=1, split="train")
-    b = make_textimage(6, seed=1, split="train")
-    c = make_textimage(6, seed=1, split="val")
+    a = make_textimage(6, seed=1, split="train", n_digits=2, jitter=1.0)
+    b = make_textimage(6, seed=1, split="train", n_digits=2, jitter=1.0)
+    c = make_textimage(6, seed=1, split="val", n_digits=2, jitter=1.0)
     assert np.array_equal(a.images, b.images) and a.answers == b.answers
     assert a.answers != c.answers or not np.array_equal(a.images, c.images)
     assert all(len(s) == 2 and s.isdigit() for s in a.answers)
     assert a.images.dtype == np.uint8 and a.images.shape == (6, 64, 64, 3)
     # digits are dark on a light background: some ink pixels exist
     assert (a.images.min(axis=-1) < 100).any(axis=(1, 2)).all()
+    d = make_textimage(4, seed=1)
+    assert all(len(s) == 1 for s in d.answers)
     with pytest.raises(QuartetError):
         make_textimage(1, font_px=40, canvas=50)
 
@@ -69,3 +71,17 @@ def test_qa_folder_roundtrip_and_corruption(tmp_path) -> None:
         load_qa(tmp_path / "nothing")
     with pytest.raises(DataCorruptError):
         QADataset(np.zeros((2, 8, 8, 3), np.uint8), ["q"], ["a"])
+
+
+def test_build_data_cli_with_real_source(tmp_path, capsys) -> None:
+    from quartet.vlm.build_data import main
+
+    try:
+        assert main(["--sources", "textimage", "fashion_mnist", "--n", "6", "--limit", "5", "--size", "64",
+                     "--out", str(tmp_path / "qa")]) == 0
+    except QuartetError as e:  # the Debian package is not installed on this machine
+        pytest.skip(str(e))
+    ds = load_qa(tmp_path / "qa")
+    assert len(ds) == 11 and ds.sources.count("fashion_mnist") == 5
+    assert "What kind of clothing is this?" in ds.questions
+    assert "wrote 11 items" in capsys.readouterr().out

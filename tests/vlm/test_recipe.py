@@ -120,3 +120,23 @@ def test_cli_registry_and_missing_args() -> None:
 
     with pytest.raises(QuartetError, match="--ckpt"):
         chat_main([])
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_processes(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "QUARTET_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "quartet", "vlm", "train",
+           "--stage", "2", "--model.resolution", "32", "--n-train", "32", "--batch-size", "16", "--micro-batch", "8",
+           "--eval-n", "4", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1 and (runs[0] / "model" / "model.safetensors").is_file()
+    lines = (runs[0] / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # 32 items / global batch 16, logged once (rank 0)

@@ -23,9 +23,10 @@ class BuildDataConfig:
     out: str = "data/vlm-qa"
     n: int = 2000  # textimage items
     limit: int | None = None  # items per real source (None: all)
-    size: int = 256  # stored image side (textimage canvas), px
-    font_px: int = 20
-    n_digits: int = 2
+    size: int = 64  # stored image side (textimage canvas), px
+    font_px: int = 10
+    n_digits: int = 1
+    jitter: float = 0.0  # textimage: 0 = centred, 1 = anywhere on the canvas
     seed: int = 0
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
     for src in cfg.sources:
         if src == "textimage":
             parts.append(make_textimage(cfg.n, cfg.seed, "all", canvas=cfg.size, font_px=cfg.font_px,
-                                        n_digits=cfg.n_digits))
+                                        n_digits=cfg.n_digits, jitter=cfg.jitter))
         else:
             parts.append(from_real_source(src, limit=cfg.limit, size=cfg.size))
         log.info("%s: %d items", src, len(parts[-1]))

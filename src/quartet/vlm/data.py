@@ -1,9 +1,10 @@
 """Image-question-answer data for VLM training: a generated text-in-image task and real-source builders.
 
 Text-in-image (``textimage``): a number of ``n_digits`` digits rendered in DejaVu Sans at ``font_px`` pixels on a
-``canvas`` x ``canvas`` image at a random place, with light background clutter; the question asks for the number.
-Reading it needs resolution: with the defaults (canvas 256, 20 px glyphs) the digits are ~5 px tall at 64 px input
-and ~10 px at 128, so accuracy rises with the encoder's input size, the effect FastVLM trades against TTFT.
+``canvas`` x ``canvas`` image (placed within ``jitter`` of the centre), with faint background clutter; the question
+asks for the number. Reading it needs resolution: with the defaults (canvas 64, 10 px font, glyphs ~7 px tall) a
+digit is ~2 px tall at 16 px input, ~4 px at 32 px and ~7 px at 64 px, so accuracy rises with the encoder's input
+size, the effect FastVLM trades against TTFT. Harder settings (``n_digits=3``, ``jitter=1``) need longer training.
 
 Real sources (``quartet.data``): emoji (CLDR name -> "What is this?"), Fashion-MNIST ("What kind of clothing is
 this?"), OpenClipart titles ("Describe the image.").

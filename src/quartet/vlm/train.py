@@ -168,7 +168,7 @@ def _merged(model: FastVLM) -> FastVLM:
 
 def train(cfg: TrainConfig) -> dict:
     """Run one stage; returns the result dict (also written to the run folder's ``result.json``)."""
-    from quartet.core.device import autocast, pick_device
+    from quartet.core.device import autocast
     from quartet.core.distributed import cleanup, init_distributed
     from quartet.core.runs import RunDir
     from quartet.core.seed import seed_everything
@@ -178,7 +178,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     dist = init_distributed(None if cfg.device == "auto" else cfg.device)
-    dev = dist.device if cfg.device == "auto" else pick_device(cfg.device)
+    dev = dist.device
     lr = cfg.lr if cfg.lr is not None else STAGE_DEFAULTS[cfg.stage]["lr"]
     batch = cfg.batch_size or STAGE_DEFAULTS[cfg.stage]["batch_size"]
     train_ds = load_split(cfg.data, "train", cfg.n_train, cfg.seed)

@@ -27,7 +27,7 @@ import torch
 from quartet.core.bench import interleaved
 from quartet.core.device import pick_device, synchronize
 from quartet.core.progress import get_logger
-from quartet.vlm.encoder import build_encoder
+from quartet.vlm.encoder import build_encoder, get_encoder_config
 from quartet.vlm.model import build_projector
 from quartet.vlm.text import qwen2_config
 
@@ -76,15 +76,18 @@ def time_encoders(arms: list[tuple[str, str, int, bool]], repeats: int, warmup: 
                   dev: torch.device) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """Median seconds per encoder arm (interleaved) and each arm's tokens/width."""
     built: dict[tuple[str, int], Any] = {}
+    fused_cache: dict[str, Any] = {}
     fns, info = {}, {}
     for label, preset, r, fused in arms:
-        key = (preset, r)
+        key = (preset, r if get_encoder_config(preset).family == "vit" else 0)  # convnets take any size
         if key not in built:
-            log.info("building %s for %d px", preset, r)
+            log.info("building %s (random weights)", preset)
             built[key] = build_encoder(preset, resolution=r, device=dev)
         enc = built[key]
         if fused and enc.cfg.family == "fastvit":
-            enc = copy.deepcopy(enc).reparameterize()
+            if preset not in fused_cache:
+                fused_cache[preset] = copy.deepcopy(enc).reparameterize()
+            enc = fused_cache[preset]
         x = torch.rand(1, 3, r, r, device=dev)
 
         def run(enc=enc, x=x) -> None:
