@@ -7,10 +7,10 @@ interleaved (A B C ... A B C ...) so background load hits all arms alike; median
 Arms: one per length ``L`` (``b/L`` sequences of ``L``); ``C&C-max`` and ``C&C-max+DM`` (dense block-diagonal mask,
 segments from the real document lengths) and ``DD mixture``: a fixed list of steps whose lengths follow the bucket
 token shares of prepared data (``--data``; else the Debian + Python docs shares measured by ``prepare``), run back to
-back against the same number of C&C-max steps. The DD/C&C ratio is the per-token cost of a DD epoch relative to a
-C&C epoch at equal tokens.
+back against the same number of C&C steps at the longest bucket length (``--cc-len``, 1024). The DD/C&C ratio
+is the per-token cost of a DD epoch relative to a C&C epoch at equal tokens.
 
-    python benchmarks/lm/step_time.py                      # lengths 64..2048, b = 8192, small model
+    python benchmarks/lm/step_time.py                      # lengths 64..2048, b = 4096, narrow model
     python benchmarks/lm/step_time.py --data runs/lm/data/debian-pydocs --max-len 1024 --repeats 5
 """
 
@@ -63,13 +63,14 @@ def make_step(model: LlamaLM, opt: torch.optim.Optimizer, B: int, L: int, vocab:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens-per-step", type=int, default=8192)
+    ap.add_argument("--tokens-per-step", type=int, default=4096)
     ap.add_argument("--min-len", type=int, default=64)
     ap.add_argument("--max-len", type=int, default=2048)
-    ap.add_argument("--model", default="small", choices=list(PRESETS))
-    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--model", default="narrow", choices=list(PRESETS))
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--cc-len", type=int, default=1024, help="longest DD bucket = the C&C length compared")
     ap.add_argument("--data", type=Path, default=None, help="prepared data folder for the bucket shares")
-    ap.add_argument("--mix-steps", type=int, default=12)
+    ap.add_argument("--mix-steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     lengths = [1 << k for k in range(int(math.log2(a.min_len)), int(math.log2(a.max_len)) + 1)]
     steps = {L: make_step(model, opt, b // L, L, a.vocab) for L in lengths}
-    kmax = int(math.log2(a.max_len))
+    kmax = int(math.log2(a.cc_len))
     if a.data is not None:
         m = json.loads((a.data / "manifest.json").read_text())
         shares = {int(k): v["tokens"] for k, v in m["buckets"].items() if int(k) <= kmax}
@@ -91,22 +92,23 @@ def main(argv: list[str] | None = None) -> dict:
     mix = mixture_steps(shares, a.mix_steps)
     for L in set(mix) - set(steps):
         steps[L] = make_step(model, opt, b // L, L, a.vocab)
-    dm = make_step(model, opt, b // a.max_len, a.max_len, a.vocab, doc_mask=True)
+    n = max(mix)  # C&C at the longest DD bucket: the comparison at equal maximum context
+    dm = make_step(model, opt, b // n, n, a.vocab, doc_mask=True)
     arms = {f"L={L}": steps[L] for L in lengths}
-    arms[f"C&C-{a.max_len}+DM"] = dm
-    arms[f"C&C-{a.max_len} x{len(mix)}"] = lambda: [steps[a.max_len]() for _ in mix]
+    arms[f"C&C-{n}+DM"] = dm
+    arms[f"C&C-{n} x{len(mix)}"] = lambda: [steps[n]() for _ in mix]
     arms[f"DD mixture x{len(mix)}"] = lambda: [steps[L]() for L in mix]
     work = {k: float(b) for k in arms}
-    work[f"C&C-{a.max_len} x{len(mix)}"] = work[f"DD mixture x{len(mix)}"] = float(b * len(mix))
+    work[f"C&C-{n} x{len(mix)}"] = work[f"DD mixture x{len(mix)}"] = float(b * len(mix))
     res = interleaved(arms, repeats=a.repeats, warmup=1, work=work)
     base = f"L={a.max_len}"
     print(f"model {a.model} ({model.num_params():,} params), {b} tokens per step, {a.threads} thread(s)")
     print(res.table(baseline=base, unit="tok"))
-    ratio = res.median(f"DD mixture x{len(mix)}") / res.median(f"C&C-{a.max_len} x{len(mix)}")
-    dm_ratio = res.median(f"C&C-{a.max_len}+DM") / res.median(base)
+    ratio = res.median(f"DD mixture x{len(mix)}") / res.median(f"C&C-{n} x{len(mix)}")
+    dm_ratio = res.median(f"C&C-{n}+DM") / res.median(f"L={n}")
     print(f"DD mixture steps: {dict(zip(*np.unique(mix, return_counts=True), strict=True))}")
-    print(f"DD epoch cost / C&C-{a.max_len} epoch cost at equal tokens: {ratio:.3f} (target <= 0.8)")
-    print(f"C&C-{a.max_len}+DM (dense mask) / C&C-{a.max_len}: {dm_ratio:.3f}")
+    print(f"DD epoch cost / C&C-{n} epoch cost at equal tokens: {ratio:.3f} (target <= 0.8)")
+    print(f"C&C-{n}+DM (dense mask) / C&C-{n}: {dm_ratio:.3f}")
     print(f"step time L={a.max_len} / L={lengths[0]}: {res.median(base) / res.median(f'L={lengths[0]}'):.3f}")
     out = {"tokens_per_step": b, "model": a.model, "ms_per_step": {k: 1000 * res.median(k) for k in arms},
            "dd_over_cc": ratio, "dm_over_cc": dm_ratio, "mixture": mix, "shares": shares}

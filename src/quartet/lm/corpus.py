@@ -65,6 +65,9 @@ def _load_registered(name: str, docs: Docs) -> None:
         except ModuleNotFoundError as e:
             raise QuartetError(f"unknown corpus {name!r}: not a file and not a quartet.data corpus") from e
         corpus = getattr(mod, f"load_{name}")()
+    if not hasattr(corpus, "docs"):
+        raise QuartetError(f"{name!r} is a {type(corpus).__name__}, not a text corpus; use debian, pydocs, stdlib, "
+                           f"fortunes or a .jsonl/.txt path")
     for d in corpus.docs:
         docs.add(f"{name}/{d.id}", d.text)
 

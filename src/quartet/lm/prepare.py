@@ -198,7 +198,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
             ray = init_ray(cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers)
             ds = ray.data.from_items(rows(), override_num_blocks=len(pending))
             ds = ds.map(_PartWorker, fn_constructor_kwargs={"out": str(out.resolve()), "settings": settings,
-                                                            "tok_spec": spec}, concurrency=cfg.workers, num_cpus=1)
+                                                            "tok_spec": spec},
+                        compute=ray.data.ActorPoolStrategy(size=cfg.workers), num_cpus=1)
             for _ in ds.iter_rows():
                 bar.update(1)
         else:
