@@ -134,8 +134,12 @@ def test_runs_are_deterministic_and_a_crashed_run_resumes_exactly_once(tmp_path:
     assert _shard_hashes(tmp_path / "b") == _shard_hashes(tmp_path / "a")  # same bytes as an uninterrupted run
     uids = [s.uid for s in iter_reinforced(tmp_path / "b")]
     assert len(uids) == len(set(uids)) == 6
-    # a finished job re-run is a no-op
+    # a finished job re-run is a no-op; an input shard that changed since is redone
     assert reinforce(inp, tmp_path / "b", ens, cap, small_cfg())["new_samples"] == 0
+    st = (inp / "shard-00001.tar").stat()
+    os.utime(inp / "shard-00001.tar", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    redo = reinforce(inp, tmp_path / "b", ens, cap, small_cfg())
+    assert redo["new_samples"] == 2 and _shard_hashes(tmp_path / "b") == _shard_hashes(tmp_path / "a")
 
 
 def test_resume_with_other_teachers_is_refused(tmp_path: Path) -> None:

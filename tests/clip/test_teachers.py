@@ -60,7 +60,11 @@ def test_checkpoint_folder_and_config_json_load_the_same_teacher(tmp_path: Path)
     v = _views(2)
     assert torch.allclose(from_dir.encode_images(v), mem.encode_images(v), atol=1e-6)
     assert torch.allclose(from_dir.encode_texts(["x y"]), mem.encode_texts(["x y"]), atol=1e-6)
-    assert from_json.pre.mean == (0.48145466, 0.4578275, 0.40821073)  # a bare config records OpenAI's defaults
+    assert from_json.pre.mean == (0.48145466, 0.4578275, 0.40821073)  # a bare config: OpenAI's defaults
+    explicit = OpenClipTeacher.from_checkpoint(tmp_path / "tiny-test-cfg.json",
+                                               tmp_path / "t" / "open_clip_model.safetensors",
+                                               mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    assert torch.allclose(explicit.encode_images(v), mem.encode_images(v), atol=1e-6)
     with pytest.raises(QuartetError, match="wrong normalisation"):
         OpenClipTeacher.from_checkpoint(tmp_path / "t", mean=(0.48145466, 0.4578275, 0.40821073))
 

@@ -50,6 +50,7 @@ class ModelSpecs:
     teachers: tuple[str, ...]
     captioner: str | None = None
     device: str = "cpu"
+    precision: str = "fp32"
 
     def __call__(self) -> Models:
         from quartet.clip.captioners import CoCaCaptioner, HFCaptioner
@@ -60,7 +61,8 @@ class ModelSpecs:
         teachers = []
         for spec in self.teachers:
             name, source, ckpt = _split_spec(spec)
-            teachers.append(OpenClipTeacher.from_checkpoint(source, ckpt, name=name, device=self.device))
+            teachers.append(OpenClipTeacher.from_checkpoint(source, ckpt, name=name, device=self.device,
+                                                            precision=self.precision))
         cap = None
         if self.captioner:
             kind, _, rest = self.captioner.partition(":")
@@ -142,6 +144,8 @@ class ReinforceArgs(ReinforceConfig):
     """Teacher specs, concatenated in this order: [NAME=]FOLDER, [NAME=]MODEL@CKPT or [NAME=]CONFIG.json@CKPT."""
     captioner: str | None = None
     """coca:SPEC or hf:FOLDER (none: no synthetic captions)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Teacher compute precision: bf16 autocast on GPUs (stored embeddings are then bf16-accurate); CPUs use fp32."""
     stand_ins: Path | None = None
     """Write UNTRAINED random-init stand-in teachers (2) and a CoCa captioner into this folder and use them
     (pipeline checks only; the embeddings carry no knowledge). Excludes --teachers/--captioner."""
@@ -162,7 +166,7 @@ def reinforce_main(argv: list[str]) -> int:
             raise QuartetError("--stand-ins replaces --teachers/--captioner; give one or the other")
         teachers, captioner = make_stand_ins(a.stand_ins, seed=a.seed, crop_size=a.aug.crop_size)
         print(f"using UNTRAINED stand-in models from {a.stand_ins}: {', '.join(teachers)}, {captioner}")
-    specs = ModelSpecs(teachers, captioner, device="cpu")
+    specs = ModelSpecs(teachers, captioner, device="cpu", precision=a.precision)
     summary = reinforce(a.input, a.output, specs, None, a.config())
     print(json.dumps(summary, indent=2))
     print(f"reinforced shards in {a.output} (metadata.json, manifest.jsonl); check them with "

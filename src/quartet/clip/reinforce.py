@@ -192,6 +192,8 @@ def reinforce_batch(batch: list[tuple[ImageTextSample, Image.Image]], models: Mo
     if cfg.n_syn and cap is not None:
         seed = cfg.seed * 1_000_003 + _uid_seed(batch[0][0].uid)
         syn = cap.generate([img for _, img in batch], cfg.n_syn, seed=seed)
+        if len(syn) != len(batch):
+            raise QuartetError(f"captioner {cap.name!r} returned caption lists for {len(syn)} of {len(batch)} images")
     else:
         syn = [[] for _ in batch]
     texts = [s.caption for s, _ in batch] + [t for caps in syn for t in caps]
@@ -236,7 +238,7 @@ def reinforce_shard(in_path: str | Path, out_path: str | Path, models: Models, c
                 count += 1
     return {"input": in_path.name, "name": out_path.name, "count": count, "skipped": skipped,
             "sha256": sha256_file(out_path), "seconds": round(time.perf_counter() - t0, 3),
-            "started": round(started, 3), "finished": round(time.time(), 3)}
+            "started": round(started, 3), "finished": round(time.time(), 3), "input_stamp": _stamp(in_path)}
 
 
 def write_sample(tar: tarfile.TarFile, s: ImageTextSample, r: dict[str, Any], dtype: str) -> None:
@@ -352,7 +354,12 @@ def reinforce(input_dir: str | Path, output_dir: str | Path, ensemble: TeacherEn
     if out.resolve() == Path(input_dir).resolve():
         raise QuartetError("the output folder must differ from the input folder")
     meta = dataset_metadata(models, cfg, Path(input_dir), len(shards))
-    ckpt = Checkpoint(out, prepare_output(out, meta, cfg.overwrite))
+    done = prepare_output(out, meta, cfg.overwrite)
+    stamps = {p.name: _stamp(p) for p in shards}
+    changed = [k for k, v in done.items() if k in stamps and v.get("input_stamp") not in (None, stamps[k])]
+    if changed:
+        log.warning("input shards changed since they were reinforced, redoing them: %s", changed[:5])
+    ckpt = Checkpoint(out, {k: v for k, v in done.items() if k not in changed})
     todo = [p for p in shards if p.name not in ckpt.done]
     resumed = len(shards) - len(todo)
     if resumed:
@@ -378,6 +385,12 @@ def reinforce(input_dir: str | Path, output_dir: str | Path, ensemble: TeacherEn
     summary.update({"new_samples": n_new, "resumed_shards": resumed, "seconds": round(seconds, 3),
                     "samples_per_s": round(n_new / seconds, 2) if seconds > 0 and n_new else 0.0})
     return summary
+
+
+def _stamp(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of an input shard: a changed input is redone on resume (cheap, like make)."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _expected_samples(input_dir: Path, todo: list[Path]) -> int | None:

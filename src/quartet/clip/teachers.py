@@ -160,12 +160,20 @@ class OpenClipTeacher:
         (feeding a teacher the wrong normalisation silently degrades every stored embedding)."""
         model, tokenizer, pp, source = load_open_clip(model_name_or_config, checkpoint_path, device=device)
         rec_mean, rec_std = tuple(pp.get("mean", OPENAI_MEAN)), tuple(pp.get("std", OPENAI_STD))
-        if mean is not None and not np.allclose(mean, rec_mean, atol=1e-4):
-            raise QuartetError(f"teacher {source}: mean {tuple(mean)} differs from the checkpoint's {rec_mean}; "
-                               "wrong normalisation (drop --mean/--std to use the recorded one)")
-        if std is not None and not np.allclose(std, rec_std, atol=1e-4):
-            raise QuartetError(f"teacher {source}: std {tuple(std)} differs from the checkpoint's {rec_std}; "
-                               "wrong normalisation (drop --mean/--std to use the recorded one)")
+        if pp.get("recorded"):
+            for what, given, rec in (("mean", mean, rec_mean), ("std", std, rec_std)):
+                if given is not None and not np.allclose(given, rec, atol=1e-4):
+                    raise QuartetError(f"teacher {source}: {what} {tuple(given)} differs from the checkpoint's {rec}; "
+                                       "wrong normalisation (leave it out to use the recorded one)")
+        else:
+            rec_mean = tuple(mean) if mean is not None else rec_mean
+            rec_std = tuple(std) if std is not None else rec_std
+            if mean is None or std is None:
+                from quartet.core.progress import get_logger
+
+                get_logger("quartet.clip.teachers").warning(
+                    "teacher %s: the checkpoint records no normalisation; assuming mean=%s std=%s (save it with "
+                    "save_open_clip_dir to record it)", source, rec_mean, rec_std)
         size = pp.get("size", 224)
         size = int(size[0] if isinstance(size, (list, tuple)) else size)
         return cls(model, name or Path(str(model_name_or_config).removeprefix("local-dir:")).stem, size, rec_mean,
@@ -199,36 +207,55 @@ class OpenClipTeacher:
 def load_open_clip(model_name_or_config: str | Path, checkpoint_path: str | Path | None = None,
                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any, dict[str, Any], str]:
     """``(model, tokenizer, preprocess_cfg, source)`` of an open_clip model from local files (see
-    :meth:`OpenClipTeacher.from_checkpoint`); never downloads."""
+    :meth:`OpenClipTeacher.from_checkpoint`); never downloads. ``preprocess_cfg["recorded"]`` says whether the
+    normalisation was recorded with the weights (a local-dir folder, a project preset) or is a default guess (a bare
+    config: open_clip's pretrained-tag normalisation for that model name, else OpenAI's)."""
     import open_clip
 
     spec = str(model_name_or_config)
     path = Path(spec.removeprefix("local-dir:"))
     if spec.startswith("local-dir:") or path.is_dir():
-        if not (path / "open_clip_config.json").is_file():
+        cfg_file = path / "open_clip_config.json"
+        if not cfg_file.is_file():
             raise QuartetError(f"{path}: no open_clip_config.json (expected an open_clip local-dir folder)")
         name = f"local-dir:{path}"
         model = open_clip.create_model(name, device=device, pretrained_text=False, require_pretrained=True)
-        tokenizer = open_clip.get_tokenizer(name)
-        source = str(path)
-    else:
-        if checkpoint_path is None or not Path(checkpoint_path).is_file():
-            raise QuartetError(f"teacher {spec}: checkpoint file {checkpoint_path} not found (weights are only "
-                               "loaded from local files)")
-        if path.suffix == ".json":
-            if not path.is_file():
-                raise QuartetError(f"model config {path} not found")
-            open_clip.add_model_config(path)
-            spec = path.stem
-        if spec not in open_clip.list_models():
-            raise QuartetError(f"unknown open_clip model {spec!r}; give a built-in name, a config .json or a "
-                               "local-dir: folder")
-        model = open_clip.create_model(spec, pretrained=str(checkpoint_path), device=device, pretrained_text=False)
-        tokenizer = open_clip.get_tokenizer(spec)
-        source = f"{spec}:{checkpoint_path}"
+        from open_clip.model import get_model_preprocess_cfg
+
+        pp = dict(get_model_preprocess_cfg(model))
+        pp["recorded"] = "mean" in json.loads(cfg_file.read_text()).get("preprocess_cfg", {})
+        return model, open_clip.get_tokenizer(name), pp, str(path)
+    if checkpoint_path is None or not Path(checkpoint_path).is_file():
+        raise QuartetError(f"teacher {spec}: checkpoint file {checkpoint_path} not found (weights are only "
+                           "loaded from local files)")
+    try:  # the project's own presets (MCi-*, ViT-micro, CoCa-micro) know their normalisation
+        from quartet.clip import models as project_models
+
+        if spec in getattr(project_models, "OUR_PRESETS", ()):
+            b = project_models.create_model(spec, pretrained=checkpoint_path, device=device)
+            pp = {"size": b.image_size, "mean": tuple(b.mean), "std": tuple(b.std), "recorded": True}
+            return b.model, b.tokenizer, pp, f"{spec}:{checkpoint_path}"
+    except ImportError:
+        pass
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise QuartetError(f"model config {path} not found")
+        open_clip.add_model_config(path)
+        spec = path.stem
+    if spec not in open_clip.list_models():
+        raise QuartetError(f"unknown open_clip model {spec!r}; give a built-in name, a config .json or a "
+                           "local-dir: folder")
+    model = open_clip.create_model(spec, pretrained=str(checkpoint_path), device=device, pretrained_text=False)
     from open_clip.model import get_model_preprocess_cfg
 
-    return model, tokenizer, dict(get_model_preprocess_cfg(model)), source
+    pp = dict(get_model_preprocess_cfg(model))
+    for tag in open_clip.list_pretrained_tags_by_model(spec):  # e.g. MobileCLIP2 tags: mean 0, std 1
+        tag_cfg = open_clip.get_pretrained_cfg(spec, tag)
+        if tag_cfg.get("mean") and tag_cfg.get("std"):
+            pp.update(mean=tuple(tag_cfg["mean"]), std=tuple(tag_cfg["std"]))
+            break
+    pp["recorded"] = False
+    return model, open_clip.get_tokenizer(spec), pp, f"{spec}:{checkpoint_path}"
 
 
 def save_open_clip_dir(model: torch.nn.Module, out_dir: str | Path, model_cfg: dict[str, Any],
