@@ -98,3 +98,17 @@ def test_writer_refuses_an_existing_folder_and_empty_sources(tmp_path: Path) -> 
         write_image_text_shards(random_pairs(1), tmp_path / "s")
     with pytest.raises(QuartetError, match="no usable"):
         write_image_text_shards([], tmp_path / "e")
+
+
+def test_shards_verb_writes_a_folder_that_inspect_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from quartet.clip.cli_reinforce import inspect_main, shards_main
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        (folder / f"{i}.png").write_bytes(png_bytes(colour))
+        (folder / f"{i}.txt").write_text(f"colour {i}")
+    assert shards_main(["--source", str(folder), "--out", str(tmp_path / "s"), "--samples-per-shard", "2"]) == 0
+    assert "wrote 3 samples in 2 shards" in capsys.readouterr().out
+    assert inspect_main([str(tmp_path / "s")]) == 0
+    assert "image-text: 3 samples in 2 shards" in capsys.readouterr().out

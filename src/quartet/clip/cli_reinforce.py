@@ -138,6 +138,8 @@ def shards_main(argv: list[str]) -> int:
 class ReinforceArgs(ReinforceConfig):
     """Reinforce image-text shards with teacher embeddings, augmentation records and synthetic captions."""
 
+    num_workers: int = 1
+    """Ray Data actors (one model copy each; a local Ray unless --ray-address); 0: the in-process loop."""
     input: Path = Path("runs/clip/shards")
     output: Path = Path("runs/clip/reinforced")
     teachers: tuple[str, ...] = ()
