@@ -13,7 +13,8 @@ A reinforced dataset folder holds
   per output shard: name, sample count, skipped counts, sha256).
 
 Embeddings are stored as float16, bfloat16 (as raw ``uint16`` bits, NumPy has no bfloat16) or float32; readers
-always return float32. Per sample with D=1536, N_aug=10, N_syn=5: 49 KB in fp32, 25 KB in fp16/bf16.
+always return float32. Per sample the ``.npz`` holds ``(N_aug + 1 + N_syn) * D`` values plus ~780 bytes of zip
+headers: with D=1536 (2 ViT-L/14 teachers), N_aug=10, N_syn=5 that is 98 KB in fp32 and 49 KB in fp16/bf16.
 """
 
 from __future__ import annotations
