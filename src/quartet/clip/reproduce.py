@@ -42,16 +42,18 @@ class ReproduceConfig:
     arms: list[str] = field(default_factory=list)  # run only these arms (empty = all)
     threads: int = 1  # torch CPU threads; more than the free cores makes OpenMP spin (10x slower when shared)
     out: str | None = None  # report folder (resumed when it holds results.json)
+    report_only: bool = False  # rewrite report.md from the results.json in --out, train nothing
+    reevaluate: bool = False  # with report_only: re-run the evaluation on every arm's saved model
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
-        teachers=[TeacherConfig(model="MCi-micro", image_size=32, limit=1000, steps=80, lr=2e-3, warmup=8),
-                  TeacherConfig(model="ViT-micro", image_size=32, limit=1000, steps=80, lr=1e-3, warmup=8)],
-        captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=1000, steps=40, batch_size=32, lr=2e-3,
-                                warmup=4),
-        n_aug=10, n_syn=5, crop_size=32, limit=1000,
-        student=dict(model="MCi-nano", image_size=32, steps=100, batch_size=32, warmup=10, lr=2e-3, log_every=10),
+        teachers=[TeacherConfig(model="MCi-micro", image_size=32, limit=600, steps=80, lr=2e-3, warmup=8),
+                  TeacherConfig(model="ViT-micro", image_size=32, limit=600, steps=80, lr=1e-3, warmup=8)],
+        captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=600, steps=30, batch_size=32, lr=2e-3,
+                                warmup=3),
+        n_aug=10, n_syn=5, crop_size=32, limit=600,
+        student=dict(model="MCi-nano", image_size=32, steps=80, batch_size=32, warmup=8, lr=2e-3, log_every=10),
         kd_sweep=[10.0, 100.0], lam_sweep=[0.5], aug_sweep=[1, 2, 5], syn_sweep=[1, 2]),
     "full": dict(
         teachers=[TeacherConfig(model="MCi-micro", steps=2000, seed=0),
@@ -119,10 +121,36 @@ def arms_for(preset: dict[str, Any], seeds: int) -> list[tuple[str, str, dict[st
     return arms
 
 
+ZS_SETS = ("emoji-groups", "emoji-subgroups", "openmoji-groups")
+
+
 def headline(metrics: dict[str, float]) -> dict[str, float]:
-    zs = [metrics[k] for k in ("emoji-groups/top1", "emoji-subgroups/top1", "openmoji-groups/top1") if k in metrics]
+    """``zs``: balanced zero-shot top-1 averaged over the held-out sets; ``zs_top1``: the same with plain top-1;
+    ``ret``: mean image->text / text->image R@1 on held-out emoji."""
+    zs = [metrics[f"{k}/bal1"] for k in ZS_SETS if f"{k}/bal1" in metrics]
+    top1 = [metrics[f"{k}/top1"] for k in ZS_SETS if f"{k}/top1" in metrics]
     ret = [metrics[k] for k in ("emoji-retrieval/i2t_r1", "emoji-retrieval/t2i_r1") if k in metrics]
-    return {"zs": sum(zs) / max(1, len(zs)), "ret": sum(ret) / max(1, len(ret))}
+    return {"zs": sum(zs) / max(1, len(zs)), "zs_top1": sum(top1) / max(1, len(top1)),
+            "ret": sum(ret) / max(1, len(ret))}
+
+
+def reevaluate(run: RunDir, results: dict[str, Any], sets: Any, preset: dict[str, Any]) -> None:
+    """Recompute the teachers' and every arm's metrics from the saved models (after the evaluation changed)."""
+    from quartet.clip.evaluate import evaluate
+    from quartet.clip.models import load_checkpoint
+    from quartet.clip.train_teacher import checkpoint_path
+
+    for t, cfg in zip(results.get("teachers", {}).values(), preset["teachers"]):
+        if checkpoint_path(cfg).exists():
+            m = evaluate(load_checkpoint(checkpoint_path(cfg)), sets)
+            t.update({**m, **headline(m)})
+
+    for name, a in results["arms"].items():
+        path = run.path / "arms" / name.replace("/", "-") / "model.safetensors"
+        if path.exists():
+            m = evaluate(load_checkpoint(path), sets)
+            a.update(m)
+            a.update(headline(m))
 
 
 def run_reproduce(cfg: ReproduceConfig) -> Path:
@@ -143,6 +171,17 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     p = PRESETS[cfg.preset]
     run = RunDir(cfg.out) if cfg.out else RunDir.create(f"clip-reproduce-{cfg.preset}", config=cfg)
     res_path = run.path / "results.json"
+    if cfg.report_only:
+        if not res_path.exists():
+            raise QuartetError(f"{res_path} does not exist; run without --report-only first")
+        results = read_json(res_path)
+        if cfg.reevaluate:
+            from quartet.clip.evaluate import load_eval_sets
+
+            reevaluate(run, results, load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups",
+                                                     "emoji-retrieval"), size=64, limit=p["limit"]), p)
+            atomic_write_json(res_path, results)
+        return write_report(run, results, p)
     results: dict[str, Any] = read_json(res_path) if res_path.exists() else {"arms": {}}
     t_start = time.perf_counter()
 
@@ -212,17 +251,20 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
              f"{preset['student']['steps']} steps x batch {preset['student']['batch_size']} per arm; "
              f"reinforced data: {results['data']['samples']} emoji training pairs, teachers "
              f"{results['data']['teachers']} (trained scales {scales}). "
-             "`zs` = mean zero-shot top-1 (%) over held-out emoji groups, emoji subgroups and OpenMoji groups; "
+             "`zs` = balanced zero-shot top-1 (%, mean per-class accuracy) averaged over held-out emoji groups, "
+             "emoji subgroups and OpenMoji groups (`zs_top1`: plain top-1, inflated by the majority class); "
              "`ret` = mean held-out emoji image<->text R@1 (%).", ""]
-    lines += ["## Teachers", "", markdown_table([{"teacher": k, "zs": round(v["zs"], 2), "ret": round(v["ret"], 2),
+    lines += ["## Teachers", "", markdown_table([{"teacher": k, "zs": round(v["zs"], 2),
+                                                   "zs_top1": round(v.get("zs_top1", 0), 2), "ret": round(v["ret"], 2),
                                                    "own scale": round(v["own_scale"], 1)}
                                                   for k, v in results.get("teachers", {}).items()]), ""]
     heads = {m: [a for n, a in arms.items() if n.startswith(m + "/")] for m in ("plain", "full")}
     if heads["plain"] and heads["full"]:
         rows = [{"arm": m, "seeds": len(v), "zs": _mean_std([a["zs"] for a in v]),
+                 "zs_top1": _mean_std([a.get("zs_top1", 0) for a in v]),
                  "ret": _mean_std([a["ret"] for a in v]),
                  **{k.split("/")[0]: _mean_std([a[k] for a in v]) for k in
-                    ("emoji-groups/top1", "emoji-subgroups/top1", "openmoji-groups/top1") if k in v[0]}}
+                    ("emoji-groups/bal1", "emoji-subgroups/bal1", "openmoji-groups/bal1") if k in v[0]}}
                 for m, v in heads.items()]
         dz = [f["zs"] - q["zs"] for f, q in zip(heads["full"], heads["plain"])]
         lines += ["## Headline: plain CLIP vs full reinforced (equal steps)", "", markdown_table(rows), "",
@@ -232,6 +274,7 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
     for name, a in arms.items():
         if a["group"] != "headline":
             groups.setdefault(a["group"], []).append({"arm": name, "zs": round(a["zs"], 2),
+                                                      "zs_top1": round(a.get("zs_top1", 0), 2),
                                                       "ret": round(a["ret"], 2), "loss": round(a["loss"] or 0, 3)})
     ref = {"components": ("plain/s0", "full/s0"), "ensemble": ("full/s0",), "kd_scale": ("full/s0",),
            "n_aug": ("full/s0",), "n_syn": ("full/s0",), "storage": ("full/s0",), "lambda": ("full/s0",)}
@@ -241,7 +284,8 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
                 label = {"full/s0": {"kd_scale": "own scale (full)", "n_aug": "aug-10 (full)",
                                      "n_syn": "syn-5 (full)", "storage": "fp32 (full)", "lambda": "lam-1 (full)",
                                      "ensemble": "ensemble (full)"}.get(g, "full")}.get(r, "plain")
-                rows.append({"arm": label, "zs": round(arms[r]["zs"], 2), "ret": round(arms[r]["ret"], 2),
+                rows.append({"arm": label, "zs": round(arms[r]["zs"], 2),
+                             "zs_top1": round(arms[r].get("zs_top1", 0), 2), "ret": round(arms[r]["ret"], 2),
                              "loss": round(arms[r]["loss"] or 0, 3)})
         lines += [f"## {g}", "", f"Paper: {PAPER.get(g, '')}", "", markdown_table(rows), ""]
     plots = _plots(run, results)
