@@ -25,6 +25,7 @@ import mujoco
 import numpy as np
 
 from quartet.core.bench import interleaved
+from quartet.robot.motor import LegController, PIDGains
 from quartet.robot.scene import SceneConfig, build_model
 from quartet.robot.sim import SimConfig, run_simulation
 
@@ -43,8 +44,9 @@ def _stepper(scene: SceneConfig, seconds: float):
 
     def run() -> None:
         mujoco.mj_setState(m, d, snap, mujoco.mjtState.mjSTATE_INTEGRATION)
-        for _ in range(n // 2):
-            d.ctrl[:] = d.ctrl + 2 * np.pi * 1e-3
+        ctl = LegController(m, PIDGains(), scene.battery_v)
+        for r in range(n // 2):
+            ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3)
             mujoco.mj_step(m, d, 2)
 
     return run, d

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from quartet.core.errors import QuartetError
+from quartet.robot.motor import LegController, PIDGains
 from quartet.robot.scene import SHELLS, SceneConfig, build_model, shell_contact_wrench
 from quartet.robot.sim import SimConfig, _contact_truth, _sensor, run_simulation
 
@@ -23,8 +24,9 @@ def test_scene_compiles_named_and_steps_without_warnings(shell):
     assert m.opt.timestep == 0.0005 and m.opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     chassis = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "chassis")
     assert m.body_subtreemass[chassis] == pytest.approx(0.0733, abs=1e-6)
+    ctl = LegController(m, PIDGains(), 3.7)
     for r in range(400):
-        d.ctrl[:] = 2 * np.pi * r * 1e-3
+        ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3)
         mujoco.mj_step(m, d, 2)
     assert all(int(w.number) == 0 for w in d.warning)
     assert np.all(np.isfinite(d.qpos))
@@ -83,8 +85,9 @@ def test_contact_sensor_truth_matches_python_sum():
     g = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "shell_geom")
     s = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "shell_ft")
     seen = 0
+    ctl = LegController(m, PIDGains(), 3.7)
     for r in range(1500):
-        d.ctrl[:] = 2 * np.pi * r * 1e-3
+        ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3)
         mujoco.mj_step(m, d, 2)
         if r % 100 == 99:
             ref, n = shell_contact_wrench(m, d, g, s)
@@ -138,3 +141,69 @@ def test_every_body_joint_site_sensor_and_actuator_is_named():
     for obj, n in kinds:
         for i in range(1 if obj == mujoco.mjtObj.mjOBJ_BODY else 0, n):  # body 0 is the world
             assert mujoco.mj_id2name(m, obj, i), (obj, i)
+
+
+def test_motor_torque_follows_dc_motor_law():
+    from quartet.robot.scene import DUTY_LIMIT, MOTOR_KT, MOTOR_R_OHM
+
+    cfg = SceneConfig(gap_cm=14)
+    m = build_model(cfg)
+    d = mujoco.MjData(m)
+    a = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, "right_motor")
+    dof = m.jnt_dofadr[m.actuator_trnid[a, 0]]
+    ktn = MOTOR_KT * cfg.gear_ratio
+    for duty, w in ((1.0, 0.0), (0.3, 6.0), (-0.5, 2.0)):
+        d.ctrl[a] = duty * cfg.battery_v
+        d.qvel[dof] = w
+        mujoco.mj_forward(m, d)
+        u = np.clip(duty, -DUTY_LIMIT, DUTY_LIMIT) * cfg.battery_v  # firmware saturation = ctrlrange
+        assert d.actuator_force[a] == pytest.approx(ktn * (u - ktn * w) / MOTOR_R_OHM, rel=1e-4)
+
+
+def test_pid_duty_grows_with_load_and_saturates():
+    m = build_model(SceneConfig(gap_cm=14))
+    d = mujoco.MjData(m)
+    ctl = LegController(m, PIDGains(), 3.7)
+    mujoco.mj_step(m, d, 600)
+    free = []
+    for r in range(600):
+        free.append(ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3).copy())
+        mujoco.mj_step(m, d, 2)
+    # a crank held by a large opposing torque: the duty rises to the firmware limit
+    dof = m.jnt_dofadr[m.actuator_trnid[ctl.act[0], 0]]
+    held = []
+    for r in range(600, 1200):
+        d.qfrc_applied[:] = 0
+        d.qfrc_applied[dof] = -0.2
+        held.append(ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3).copy())
+        mujoco.mj_step(m, d, 2)
+    free, held = np.abs(np.array(free)[:, 0]), np.abs(np.array(held)[:, 0])
+    assert held[-100:].min() == pytest.approx(3800 / 4096)
+    assert free[-300:].mean() < 0.5 * held[-300:].mean()
+
+
+@pytest.mark.parametrize("radius", [0.0075, 0.011])
+def test_c_legs_rest_on_the_floor_and_step_cleanly(radius):
+    m = build_model(SceneConfig(gap_cm=14, leg_shape="c_leg", leg_radius=radius))
+    d = mujoco.MjData(m)
+    ctl = LegController(m, PIDGains(), 3.7)
+    mujoco.mj_step(m, d, 1000)
+    chassis = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "chassis")
+    fz = sum(_floor_normal(m, d))
+    assert fz == pytest.approx(m.body_subtreemass[chassis] * 9.81, rel=0.01)
+    x0 = d.qpos[0]
+    for r in range(1000):
+        ctl.update(d, (2 * np.pi * r * 1e-3,) * 2, (2 * np.pi,) * 2, 1e-3)
+        mujoco.mj_step(m, d, 2)
+    assert all(int(w.number) == 0 for w in d.warning)
+    assert d.qpos[0] - x0 > 0.03  # walks forward
+
+
+def _floor_normal(m, d):
+    floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    f6 = np.zeros(6)
+    for i in range(d.ncon):
+        c = d.contact[i]
+        if floor in (c.geom1, c.geom2):
+            mujoco.mj_contactForce(m, d, i, f6)
+            yield f6[0] * c.frame[2] * (1 if c.geom1 == floor else -1)

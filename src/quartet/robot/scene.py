@@ -30,6 +30,12 @@ from quartet.core.errors import QuartetError
 ASSET = Path(__file__).with_name("assets") / "velociroach.xml"
 SHELLS = ("ellipsoid", "box", "flat")
 SHELL_BASE_Z = 0.0  # shell geometry starts at the shell body's origin (3 mm above the chassis top)
+MOTOR_R_OHM = 3.3
+"""winding resistance of the lab's motor (spec §2)"""
+MOTOR_KT = 1.41e-3
+"""torque constant (N·m/A) = back-EMF constant (V·s/rad) of the lab's motor (spec §2)"""
+DUTY_LIMIT = 3800 / 4096
+"""firmware duty saturation"""
 
 
 @dataclass
@@ -59,6 +65,17 @@ class SceneConfig:
     beam_contact_timeconst: float = 0.02
     """solref time constant of beam-shell contacts (s); 0.02 s instead of the 0.005 s used for the feet cuts
     contact chatter of the vibrating beams against the shell rim ~3x without changing mean forces (measured)"""
+    leg_shape: Literal["wheel", "c_leg"] = "wheel"
+    """"wheel": 200° arcs centred on the hip (roll without vaulting); "c_leg": half-circle arcs pivoted at one
+    end like RHex/VelociRoACH C-legs (the hip rises and falls by up to 2·leg_radius each step, the body vaults over
+    the leg tip and the feet slip when unloaded)"""
+    leg_radius: float = 0.011
+    """arc radius of a leg (m)"""
+    gear_ratio: float = 45.0
+    """motor-to-crank reduction N. Measured on the lab's 2016 logs: back-EMF vs encoder crank speed gives
+    N·K_t = 0.060-0.066 V·s/rad (4 fits, correlation 0.52-0.89), i.e. N = 43-47 with K_t = 1.41 mN·m/A"""
+    battery_v: float = 3.7
+    """battery voltage (the 2016 logs read 3.67-3.72 V)"""
     beam_lean_deg: float = 0.0
     """rest lean of every beam toward the channel axis (0 = vertical; grass-like drooping over the path > 0)"""
 
@@ -149,6 +166,16 @@ def build_xml(cfg: SceneConfig) -> str:
         geom.set("type", "box")
         geom.set("size", f"{a} {b} 0.002")
         geom.set("pos", "0 0 0.002")
+    if cfg.gear_ratio <= 0 or cfg.battery_v <= 0:
+        raise QuartetError(f"scene: gear ratio ({cfg.gear_ratio}) and battery voltage ({cfg.battery_v} V) must be "
+                           "positive")
+    ktn = MOTOR_KT * cfg.gear_ratio
+    for motor in root.find("actuator"):
+        motor.set("gainprm", f"{ktn / MOTOR_R_OHM:.6g}")
+        motor.set("biasprm", f"0 0 {-ktn * ktn / MOTOR_R_OHM:.6g}")
+        u = DUTY_LIMIT * cfg.battery_v
+        motor.set("ctrlrange", f"{-u:.6g} {u:.6g}")
+    _set_legs(root, cfg)
     k, damp = joint_stiffness(cfg)
     world = root.find("worldbody")
     seg_len = cfg.beam_length / cfg.beam_segments
@@ -182,6 +209,33 @@ def build_xml(cfg: SceneConfig) -> str:
     root.find(".//default[@class='wheg']/geom").set("friction", fric)
     root.find(".//geom[@name='chassis_geom']").set("friction", fric)
     return ET.tostring(root, encoding="unicode")
+
+
+def leg_points(cfg: SceneConfig, n: int = 9) -> np.ndarray:
+    """[n, 3] sphere centres of one leg in its hip frame (x forward, z up, standing phase)."""
+    r = cfg.leg_radius
+    if cfg.leg_shape == "wheel":  # 200° arc centred on the hip, open upward
+        phi = np.radians(np.linspace(-100, 100, n))
+        return np.column_stack([r * np.sin(phi), np.zeros(n), -r * np.cos(phi)])
+    if cfg.leg_shape == "c_leg":  # 180° arc from the hip (φ = 0) to the tip (φ = 180°, 2r below the hip), bulging
+        phi = np.radians(np.linspace(22.5, 180, n))  # forward, so the convex side touches down first and rolls
+        return np.column_stack([r * np.sin(phi), np.zeros(n), r * np.cos(phi) - r])
+    raise QuartetError(f"leg shape {cfg.leg_shape!r}: choose 'wheel' or 'c_leg'")
+
+
+def _set_legs(root: ET.Element, cfg: SceneConfig) -> None:
+    """Place the sphere geoms of every leg on its arc and lift the chassis so the legs start above the floor."""
+    if not 0.004 <= cfg.leg_radius <= 0.03:
+        raise QuartetError(f"leg radius {cfg.leg_radius} m: choose 0.004-0.03 m")
+    pts = leg_points(cfg)
+    for body in root.iter("body"):
+        if body.get("name", "").endswith("_leg"):
+            geoms = [g for g in body.findall("geom") if "_wheg_" in g.get("name", "")]
+            for g, p in zip(geoms, pts, strict=True):
+                g.set("pos", f"{p[0]:.5f} {p[1]:.5f} {p[2]:.5f}")
+    reach = float(-pts[:, 2].min()) + 0.0015
+    chassis = root.find(".//body[@name='chassis']")
+    chassis.set("pos", f"0 0 {max(0.0135, reach + 0.0025):.5f}")
 
 
 def build_model(cfg: SceneConfig):  # -> mujoco.MjModel

@@ -1,15 +1,16 @@
 """Simulated runs through a beam channel, recorded as lab-format telemetry plus contact ground truth.
 
 The robot drops onto the floor and settles unlogged for ``presettle_s``, then rests logged for ``settle_s`` (the
-first 50 samples are the rest period used for tare), then both crank
-servos follow the ramp θ(t) = 2π f (t − settle_s) (position control, kp 0.1 N·m/rad, kv 0.004 N·m·s/rad, torque
-limited to the motor stall torque through the gearbox). Every 1 ms (two 0.5-ms steps) one telemetry row is written
-in the lab's 24-column integer format and units (``telemetry.py``):
+first 50 samples are the rest period used for tare), then both cranks
+follow the ramp θ(t) = 2π f (t − settle_s) under the lab's PID (``motor.py``: gains identified on the real logs,
+duty clipped at ±3800/4096, geared DC motor with back-EMF, so speed and power respond to load). Every 1 ms (two
+0.5-ms steps, the firmware's control period) one telemetry row is written in the lab's 24-column integer format and
+units (``telemetry.py``):
 
 - leg positions: crank angles as cumulative encoder counts (left offset by half a turn, Phase = 32768);
-- duty, back-EMF, battery: from a DC-motor model of each side (the lab's SS7-3.3 motor, R = 3.3 Ω,
-  K_t = 1.41 mN·m/A, gear ratio ``gear`` = 21.3 (an assumption), battery 3.7 V): i = τ/(N K_t),
-  V_bemf = K_t N ω, duty = (iR + V_bemf)/V_bat, clipped at ±3800/4096 like the firmware;
+- duty: the PID's output as applied (clipped at ±3800/4096); back-EMF V_bemf = N K_t ω (R = 3.3 Ω,
+  K_t = 1.41 mN·m/A, gear ratio N = 45 measured from the real logs' back-EMF, ``SceneConfig.gear_ratio``);
+  battery ``SceneConfig.battery_v`` = 3.7 V;
 - gyro, accelerometer: MuJoCo sensors on the chassis ``imu`` site;
 - S1..S8: a synthetic linear sensor s = s0 + G·W of the shell's force/torque sensor reading W (the wrench the
   environment applies to the shell, site frame), rounded to integer counts, with Gaussian noise and refreshed
@@ -30,20 +31,18 @@ import numpy as np
 
 from quartet.core.seed import numpy_rng
 from quartet.robot.calibration import Calibration
-from quartet.robot.scene import SceneConfig, beam_positions, build_model
+from quartet.robot.motor import LegController, PIDGains
+from quartet.robot.scene import MOTOR_KT, SceneConfig, beam_positions, build_model
 from quartet.robot.telemetry import (
     ACCEL_M_S2_PER_COUNT,
     BEMF_V_PER_COUNT,
     DUTY_FULL_SCALE,
-    DUTY_SATURATION,
     GYRO_RAD_S_PER_COUNT,
     RAD_PER_COUNT,
     VBATT_V_PER_COUNT,
     LogHeader,
 )
 
-MOTOR_R_OHM = 3.3
-MOTOR_KT = 1.41e-3
 TRUTH_COLUMNS = ("time_s", "fx_n", "fy_n", "fz_n", "mx_nm", "my_nm", "mz_nm", "n_contacts", "x_m", "y_m", "z_m",
                  "defl_left_m", "defl_right_m")
 
@@ -59,8 +58,7 @@ class SimConfig:
     """unlogged settling after the drop onto the floor (so the logged rest period used for tare is truly at rest)"""
     settle_s: float = 0.3
     stride_hz: float = 1.0
-    gear: float = 21.3
-    vbatt: float = 3.7
+    pid: PIDGains = field(default_factory=PIDGains)
     sensor_noise_counts: float = 1.0
     hold_samples: int = 5
     seed: int = 0
@@ -131,8 +129,11 @@ def run_simulation(cfg: SimConfig) -> SimResult:
     mujoco.mj_step(m, d, round(cfg.presettle_s / m.opt.timestep))
     sens = np.zeros((n_rows, m.nsensordata))
     cmd = np.zeros((n_rows, 2))
-    sd, ctrl = d.sensordata, d.ctrl  # views stay valid; one copy per row keeps the loop cheap
+    duty_log = np.zeros((n_rows, 2))
+    ctl = LegController(m, cfg.pid, cfg.scene.battery_v)
+    sd = d.sensordata  # a view that stays valid; one copy per row keeps the loop cheap
     phase_r = phase_l = 0.0
+    vel_r = vel_l = 0.0
     w0 = 2 * math.pi * cfg.stride_hz
     for r in range(n_rows):
         if r >= n_settle:
@@ -141,10 +142,10 @@ def run_simulation(cfg: SimConfig) -> SimResult:
             yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
             u = cfg.steer_gain * (-cfg.lateral_gain * sd[iy] - yaw)
             u = min(cfg.steer_max, max(-cfg.steer_max, u))
-            phase_r += w0 * (1 + u) * dt_row
-            phase_l += w0 * (1 - u) * dt_row
-        ctrl[0] = phase_r  # actuator 0 = right_motor, 1 = left_motor (asset order)
-        ctrl[1] = phase_l
+            vel_r, vel_l = w0 * (1 + u), w0 * (1 - u)
+            phase_r += vel_r * dt_row
+            phase_l += vel_l * dt_row
+        duty_log[r] = ctl.update(d, (phase_r, phase_l), (vel_r, vel_l), dt_row)
         mujoco.mj_step(m, d, substeps)
         sens[r] = sd
         cmd[r] = phase_r, phase_l
@@ -153,16 +154,13 @@ def run_simulation(cfg: SimConfig) -> SimResult:
     col = lambda k: sens[:, sl[k]]  # noqa: E731
     qv = np.column_stack([col("right_crank_pos"), col("left_crank_pos"), col("right_crank_vel"),
                           col("left_crank_vel")])
-    act = np.column_stack([col("right_motor_torque"), col("left_motor_torque")])
     quat = col("chassis_quat")
     site_pos = col("shell_site_pos")
     site_mat = np.stack([col("shell_site_x"), col("shell_site_y"), col("shell_site_z")], axis=2).reshape(-1, 9)
     # environment wrench on the shell = -(force of the chassis on the shell), site frame; moments in mN·m
     w_ext = np.concatenate([-sens[:, sl["shell_force"]], -1e3 * sens[:, sl["shell_torque"]]], axis=1)
-    kt_n = MOTOR_KT * cfg.gear
-    bemf = kt_n * qv[:, 2:4]
-    duty = np.clip((act / kt_n * MOTOR_R_OHM + bemf) / cfg.vbatt, -DUTY_SATURATION / DUTY_FULL_SCALE,
-                   DUTY_SATURATION / DUTY_FULL_SCALE)
+    bemf = MOTOR_KT * cfg.scene.gear_ratio * qv[:, 2:4]
+    duty = duty_log
     raw = np.zeros((n_rows, 24))
     raw[:, 0] = np.rint(t * 1e6)
     raw[:, 1] = qv[:, 0] / RAD_PER_COUNT
@@ -173,7 +171,7 @@ def run_simulation(cfg: SimConfig) -> SimResult:
     raw[:, 7:10] = sens[:, sl["gyro"]] / GYRO_RAD_S_PER_COUNT
     raw[:, 10:13] = sens[:, sl["accel"]] / ACCEL_M_S2_PER_COUNT
     raw[:, 13:15] = bemf / BEMF_V_PER_COUNT
-    raw[:, 15] = cfg.vbatt / VBATT_V_PER_COUNT
+    raw[:, 15] = cfg.scene.battery_v / VBATT_V_PER_COUNT
     s0, g = sensor_gain()
     rng = numpy_rng(cfg.seed, 7)
     counts = s0 + w_ext @ g.T + rng.normal(0, cfg.sensor_noise_counts, (n_rows, 8))
