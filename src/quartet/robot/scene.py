@@ -69,8 +69,11 @@ class SceneConfig:
     """"wheel": 200° arcs centred on the hip (roll without vaulting); "c_leg": half-circle arcs pivoted at one
     end like RHex/VelociRoACH C-legs (the hip rises and falls by up to 2·leg_radius each step, the body vaults over
     the leg tip and the feet slip when unloaded)"""
-    leg_radius: float = 0.011
-    """arc radius of a leg (m)"""
+    leg_radius: float = 0.0078
+    """arc radius of a leg (m). Default: rolling radius 7.8 + 1.5 mm (foot spheres) = 9.3 mm, so one crank turn
+    rolls 5.84 cm, the stride length measured on the lab's 8-cm log (5.842 cm/s at 1 Hz). The real leg geometry is
+    not in the data: this calibrates the wheel-like leg to the real robot's distance per stride (real slip
+    included); 11 mm (12.5 mm rolling, 7.85 cm per turn) was the earlier, uncalibrated choice"""
     gear_ratio: float = 45.0
     """motor-to-crank reduction N. Measured on the lab's 2016 logs: back-EMF vs encoder crank speed gives
     N·K_t = 0.060-0.066 V·s/rad (4 fits, correlation 0.52-0.89), i.e. N = 43-47 with K_t = 1.41 mN·m/A"""

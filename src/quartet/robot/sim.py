@@ -32,7 +32,7 @@ import numpy as np
 from quartet.core.seed import numpy_rng
 from quartet.robot.calibration import Calibration
 from quartet.robot.motor import LegController, PIDGains
-from quartet.robot.scene import MOTOR_KT, SceneConfig, beam_positions, build_model
+from quartet.robot.scene import DUTY_LIMIT, MOTOR_KT, SceneConfig, beam_positions, build_model
 from quartet.robot.telemetry import (
     ACCEL_M_S2_PER_COUNT,
     BEMF_V_PER_COUNT,
@@ -196,8 +196,11 @@ def run_simulation(cfg: SimConfig) -> SimResult:
             "max_deflection_left_m": float(defl[mv, 0].max()), "max_deflection_right_m": float(defl[mv, 1].max()),
             "contact_fraction": float(np.mean(n_con[mv] > 0)),
             "mean_contact_fx_n": float(contact_w[mv, 0].mean()), "mean_contact_fz_n": float(contact_w[mv, 2].mean()),
+            **_diagnostics(cfg, t, qv, duty, col("shell_contact"), site_pos, mv),
             "max_abs_yaw_deg": float(np.degrees(np.max(np.abs([_yaw(q) for q in quat[mv]])))),
             "final_y_m": float(pos[-1, 1]), "settle_rows": n_settle, "warnings": warnings}
+    if "rolling_stride_m" in meta and meta["crank_turns_per_s"] > 0:
+        meta["leg_slip"] = 1 - speed / (meta["crank_turns_per_s"] * meta["rolling_stride_m"])
     return SimResult(raw=raw, truth=truth, header=header, calibration=sim_calibration(g), meta=meta,
                      warnings=warnings)
 
@@ -213,6 +216,26 @@ def _contact_truth(c: np.ndarray, site_pos: np.ndarray, site_mat: np.ndarray) ->
     out = np.concatenate([f_s, m_s], axis=1)
     out[found == 0] = 0.0
     return out, found
+
+
+def _diagnostics(cfg: SimConfig, t: np.ndarray, qv: np.ndarray, duty: np.ndarray, contact: np.ndarray,
+                 site_pos: np.ndarray, mv: slice) -> dict[str, float]:
+    """Per-run mechanism numbers: stride length and leg slip, motor duty and saturation, where the beams touch the
+    shell (force-weighted height above the shell's base rim; the rim is the shell's widest section)."""
+    turns = float(np.mean(qv[mv.start:, 0:2][-1] - qv[mv.start, 0:2])) / (2 * math.pi)
+    dur = float(t[-1] - t[mv.start])
+    out = {"crank_turns_per_s": turns / max(dur, 1e-9),
+           "mean_abs_duty": float(np.mean(np.abs(duty[mv]))),
+           "duty_saturated_fraction": float(np.mean(np.abs(duty[mv]) >= 0.999 * DUTY_LIMIT))}
+    if cfg.scene.leg_shape == "wheel":
+        out["rolling_stride_m"] = 2 * math.pi * (cfg.scene.leg_radius + 0.0015)
+    c = contact[mv]
+    f = np.linalg.norm(c[:, 1:4], axis=1) * (c[:, 0] > 0)
+    h = c[:, 9] - site_pos[mv][:, 2]
+    if f.sum() > 0:
+        out["contact_height_above_rim_m"] = float(np.sum(f * h) / f.sum())
+        out["contact_force_within_3mm_of_rim"] = float(np.sum(f * (h < 0.003)) / f.sum())
+    return out
 
 
 def _yaw(q: np.ndarray) -> float:
