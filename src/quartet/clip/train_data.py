@@ -191,7 +191,8 @@ def make_batch(table: ReinforcedTable, step: int, batch_size: int, seed: int, im
         rec = table.aug[i][a]
         views.append(apply_record(table.images[i], rec, image_size))
         if keep_views:
-            crops.append(apply_record(table.images[i], rec, table.crop_size or image_size))
+            crop = table.crop_size or image_size
+            crops.append(views[-1] if crop == image_size else apply_record(table.images[i], rec, crop))
     caps = [table.captions[i] for i in idx]
     syn_caps = None
     if with_syn:
