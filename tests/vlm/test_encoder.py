@@ -43,9 +43,8 @@ def test_comparator_param_counts() -> None:
 
 
 @pytest.mark.parametrize("r", [256, 300, 336, 512, 700, 768, 1024, 1100, 1536])
-def test_token_count_formula(r: int) -> None:
-    enc = VisionEncoder("fastvithd", device="meta")
-    assert enc.num_tokens(r) == math.ceil(r / 64) ** 2
+def test_token_count_formula(r: int, fastvithd_meta: VisionEncoder) -> None:
+    assert fastvithd_meta.num_tokens(r) == math.ceil(r / 64) ** 2
 
 
 @pytest.mark.parametrize("r", [256, 300, 336, 512, 700, 1024, 1536])

@@ -75,8 +75,8 @@ def test_lora_stage2_saves_plain_merged_llm(stage1, tmp_path) -> None:
 
 
 def test_resume_continues_from_saved_step(tmp_path) -> None:
-    cfg = TrainConfig(stage=2, out=str(tmp_path), name="r", **{**TINY, "n_train": 64, "batch_size": 8,
-                                                               "micro_batch": 8, "save_every": 4, "eval_n": 0})
+    cfg = TrainConfig(stage=2, out=str(tmp_path), name="r", **{**TINY, "n_train": 32, "batch_size": 4,
+                                                               "micro_batch": 4, "save_every": 4, "eval_n": 0})
     full = train(cfg)
     run = full["run"]
     st = torch.load(f"{run}/checkpoints/trainer.pt", weights_only=True)
@@ -104,7 +104,8 @@ def test_chat_and_eval_cli(stage1, tmp_path, capsys) -> None:
     assert isinstance(answer, str) and gen.ttft_s > 0
     with pytest.raises(QuartetError, match="too long for the LLM context"):
         bot.ask(str(img), "1 " * 600, max_new_tokens=3)
-    assert eval_main(["--ckpt", res1["ckpt"], "--n", "4", "--resolutions", "32", "64", "--out", str(tmp_path)]) == 0
+    assert eval_main(["--ckpt", res1["ckpt"], "--n", "4", "--resolutions", "32", "64", "--ttft-repeats", "1",
+                      "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "32 px: accuracy" in out and "64 px: accuracy" in out
 
@@ -140,3 +141,17 @@ def test_torchrun_ddp_two_processes(tmp_path) -> None:
     assert len(runs) == 1 and (runs[0] / "model" / "model.safetensors").is_file()
     lines = (runs[0] / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # 32 items / global batch 16, logged once (rank 0)
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_small(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import quartet.vlm.demo as demo
+
+    small = demo.DemoPlan(resolutions=(16, 32), n_train=64, n_val=8)
+    monkeypatch.setattr(demo, "DemoPlan", lambda **kw: small)
+    sec = demo.run_demo(SimpleNamespace(out_dir=tmp_path, seed=0, quick=True))
+    assert set(sec.metrics) >= {"accuracy@16", "accuracy@32", "ttft_ms@16", "ttft_ms@32"}
+    assert all(p.is_file() for p in sec.images)
+    assert "Pareto frontier" in sec.markdown

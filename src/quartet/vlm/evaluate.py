@@ -74,6 +74,7 @@ class EvalConfig:
     resolutions: tuple[int, ...] = ()  # default: the checkpoint's training resolution
     batch_size: int = 32
     max_new_tokens: int = 8
+    ttft_repeats: int = 5  # single-image calls timed after one warm-up
     fused: bool = True
     device: str = "auto"
     threads: int | None = 2
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
     run = RunDir.create(cfg.name, root=cfg.out, config=cfg)
     results = []
     for r in cfg.resolutions or (model.cfg.resolution,):
-        res = evaluate_qa(model, ds, r, cfg.batch_size, cfg.max_new_tokens)
+        res = evaluate_qa(model, ds, r, cfg.batch_size, cfg.max_new_tokens, cfg.ttft_repeats)
         run.log({k: v for k, v in res.items() if k != "examples"})
         results.append(res)
     out = results[0] if len(results) == 1 else {"results": results}

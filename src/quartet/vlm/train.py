@@ -45,7 +45,6 @@ class TrainConfig:
     resolution: int | None = None  # input size; None: the model's (``--model.resolution`` or the checkpoint's)
     data: str = "textimage"  # a build-data folder, or "textimage" (generated on the fly)
     n_train: int = 2000
-    n_val: int = 200
     lr: float | None = None  # None: 1e-3 (stage 1) / 2e-5 (stage 2)
     batch_size: int | None = None  # global batch; None: 256 (stage 1) / 128 (stage 2)
     micro_batch: int = 32
