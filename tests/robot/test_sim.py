@@ -109,6 +109,10 @@ def test_simulation_is_deterministic_and_logs_parse(tmp_path):
     np.testing.assert_array_equal(a.raw, b.raw)
     np.testing.assert_array_equal(a.truth, b.truth)
     assert a.warnings == []
+    # mechanism diagnostics: wheel legs roll the calibrated stride with little slip, the PID duty is unsaturated
+    assert a.meta["rolling_stride_m"] == pytest.approx(0.0584, abs=2e-4)
+    assert -0.05 < a.meta["leg_slip"] < 0.2 and 0.05 < a.meta["mean_abs_duty"] < 0.5
+    assert 0.0 <= a.meta["contact_force_within_3mm_of_rim"] <= 1.0
     paths = write_run(a, tmp_path, "sim", cfg.scene, plot=False)
     tel = read_log(paths["log"])
     assert tel.raw.shape == (a.raw.shape[0], 24) and tel.quirks.missing_samples == 0

@@ -74,6 +74,11 @@ class SceneConfig:
     rolls 5.84 cm, the stride length measured on the lab's 8-cm log (5.842 cm/s at 1 Hz). The real leg geometry is
     not in the data: this calibrates the wheel-like leg to the real robot's distance per stride (real slip
     included); 11 mm (12.5 mm rolling, 7.85 cm per turn) was the earlier, uncalibrated choice"""
+    friction_cone: Literal["pyramidal", "elliptic"] = "pyramidal"
+    impratio: float = 1.0
+    """MuJoCo's frictional-to-normal constraint impedance ratio: 1 = soft friction that lets a loaded foot creep at
+    a speed proportional to its traction force; > 1 (e.g. 10, with elliptic cones) = harder, Coulomb-like friction
+    whose sliding starts only at the cone limit μ·N, so traction depends on the normal load"""
     gear_ratio: float = 45.0
     """motor-to-crank reduction N. Measured on the lab's 2016 logs: back-EMF vs encoder crank speed gives
     N·K_t = 0.060-0.066 V·s/rad (4 fits, correlation 0.52-0.89), i.e. N = 43-47 with K_t = 1.41 mN·m/A"""
@@ -179,6 +184,12 @@ def build_xml(cfg: SceneConfig) -> str:
         u = DUTY_LIMIT * cfg.battery_v
         motor.set("ctrlrange", f"{-u:.6g} {u:.6g}")
     _set_legs(root, cfg)
+    if cfg.friction_cone not in ("pyramidal", "elliptic") or cfg.impratio < 1:
+        raise QuartetError(f"friction cone {cfg.friction_cone!r} / impratio {cfg.impratio}: choose pyramidal or "
+                           "elliptic and impratio >= 1")
+    opt = root.find("option")
+    opt.set("cone", cfg.friction_cone)
+    opt.set("impratio", f"{cfg.impratio:g}")
     k, damp = joint_stiffness(cfg)
     world = root.find("worldbody")
     seg_len = cfg.beam_length / cfg.beam_segments

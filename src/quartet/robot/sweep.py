@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     table = [{"gap": r["gap_cm"], "shell": r["shell"], "k N/m": r["beam_stiffness"], "v cm/s": 100 * r["speed_m_s"],
               "SR": r["sr_mean"], "drag E mJ": r.get("drag_energy_mj_mean"), "drag N": r.get("mean_drag_n_mean"),
               "lift N": r.get("mean_lift_n_mean"), "truth lift@contact N": r["truth_fz_in_contact_n"],
-              "contact %": 100 * r["contact_fraction"], "RTF": r["real_time_factor"]} for r in rows]
+              "contact %": 100 * r["contact_fraction"], "slip %": 100 * r.get("leg_slip", float("nan")),
+              "|duty|": r.get("mean_abs_duty"), "contact h mm": 1e3 * r.get("contact_height_above_rim_m", float("nan")),
+              "RTF": r["real_time_factor"]} for r in rows]
     for r in rows:
         run.log({k: v for k, v in r.items() if not isinstance(v, (dict, list))})
     run.write_result({"config": asdict(cfg) | {"out": str(cfg.out)}, "wall_s": wall, "runs": rows, "failed": failed,
