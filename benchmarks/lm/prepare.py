@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="debian,pydocs")
     ap.add_argument("--tokenizer-file", type=Path, default=Path("runs/lm/data/debian-pydocs/tokenizer.json"))
+    ap.add_argument("--limit", type=int, default=None, help="at most this many documents per source")
     ap.add_argument("--part-docs", type=int, default=4096)
     ap.add_argument("--min-log2", type=int, default=5)
     ap.add_argument("--max-log2", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    docs = load_documents(a.source)
+    docs = load_documents(a.source, a.limit)
     if a.tokenizer_file.is_file():
         tok = HFTokenizer(a.tokenizer_file)
     else:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(res.table(baseline=base, unit="tok"))
     ratio = res.median(f"DD mixture x{len(mix)}") / res.median(f"C&C-{n} x{len(mix)}")
     dm_ratio = res.median(f"C&C-{n}+DM") / res.median(f"L={n}")
-    print(f"DD mixture steps: {dict(zip(*np.unique(mix, return_counts=True), strict=True))}")
+    print(f"DD mixture steps: { {int(k): int(c) for k, c in zip(*np.unique(mix, return_counts=True), strict=True)} }")
     print(f"DD epoch cost / C&C-{n} epoch cost at equal tokens: {ratio:.3f} (target <= 0.8)")
     print(f"C&C-{n}+DM (dense mask) / C&C-{n}: {dm_ratio:.3f}")
     print(f"step time L={a.max_len} / L={lengths[0]}: {res.median(base) / res.median(f'L={lengths[0]}'):.3f}")

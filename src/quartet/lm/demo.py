@@ -19,13 +19,13 @@ def run_demo(ctx: Any) -> Section:
     out = ctx.out_dir
     sample = 0.004 if ctx.quick else 0.02
     m = prepare(PrepareConfig(source="debian,pydocs", out=out / "data", tokenizer="bpe:2048", min_log2=5,
-                              max_log2=10, sample=sample, val_fraction=0.02, engine="local", seed=ctx.seed))
+                              max_log2=10, sample=sample, val_fraction=0.005, engine="local", seed=ctx.seed))
     data = PreparedData(out / "data")
     b = 2048
     dd_tokens = sum(len(a) << k for k, a in data.buckets.items())
-    steps = max(4, min(dd_tokens // b, 16 if ctx.quick else 60))
+    steps = max(4, min(dd_tokens // b, 12 if ctx.quick else 60))
     common = {"data": out / "data", "seq_len": 1024, "tokens_per_step": b, "total_tokens": steps * b,
-              "model": "narrow", "seed": ctx.seed, "eval_every": 4, "eval_docs": 40, "final_eval_docs": 80,
+              "model": "narrow", "seed": ctx.seed, "eval_every": 3, "eval_docs": 30, "final_eval_docs": 40,
               "out": out / "runs", "ckpt_every": 10**9}
     res = run_interleaved({
         "cc": TrainConfig(arm="cc", name="cc", **common),

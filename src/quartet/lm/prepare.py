@@ -195,7 +195,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         if pending and cfg.engine == "ray":
             from quartet.core.ray_setup import init_ray
 
-            ray = init_ray(cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers)
+            try:
+                ray = init_ray(cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers)
+            except Exception as e:  # Ray raises a bare Exception when its node fails to start
+                raise QuartetError(f"could not start or reach Ray ({e}); finished parts are kept: rerun (same "
+                                   f"command) or use --engine local") from e
             ds = ray.data.from_items(rows(), override_num_blocks=len(pending))
             ds = ds.map(_PartWorker, fn_constructor_kwargs={"out": str(out.resolve()), "settings": settings,
                                                             "tok_spec": spec},
