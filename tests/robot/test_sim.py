@@ -211,3 +211,16 @@ def _floor_normal(m, d):
         if floor in (c.geom1, c.geom2):
             mujoco.mj_contactForce(m, d, i, f6)
             yield f6[0] * c.frame[2] * (1 if c.geom1 == floor else -1)
+
+
+def test_shell_push_probe_reads_as_negative_lift():
+    from quartet.robot.sim import sensor_gain
+
+    cfg = SimConfig(scene=SceneConfig(gap_cm=14, beams_per_side=0), duration_s=0.4, presettle_s=0.2,
+                    settle_s=0.1, shell_push_n=0.2)
+    res = run_simulation(cfg)
+    _, g = sensor_gain()
+    counts = res.raw[:, 16:24].astype(float)
+    w = (counts - counts[:50].mean(axis=0)) @ np.linalg.pinv(g).T
+    fz = w[res.meta["settle_rows"] + 50:, 2].mean()
+    assert fz == pytest.approx(-0.2, abs=0.02)

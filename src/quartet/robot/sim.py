@@ -59,6 +59,9 @@ class SimConfig:
     settle_s: float = 0.3
     stride_hz: float = 1.0
     pid: PIDGains = field(default_factory=PIDGains)
+    shell_push_n: float = 0.0
+    """constant downward force on the shell while running (N): a controlled probe of the paper's traction
+    mechanism (beams pressing the body down), independent of beam geometry; 0 = off"""
     sensor_noise_counts: float = 1.0
     hold_samples: int = 5
     seed: int = 0
@@ -135,7 +138,10 @@ def run_simulation(cfg: SimConfig) -> SimResult:
     phase_r = phase_l = 0.0
     vel_r = vel_l = 0.0
     w0 = 2 * math.pi * cfg.stride_hz
+    shell_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "shell")
     for r in range(n_rows):
+        if r == n_settle:
+            d.xfrc_applied[shell_body, 2] = -cfg.shell_push_n
         if r >= n_settle:
             # heading hold: steer back to the channel axis by speeding one side up (|u| <= steer_max)
             w, x, y, z = sd[iq], sd[iq + 1], sd[iq + 2], sd[iq + 3]
