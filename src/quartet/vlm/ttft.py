@@ -190,9 +190,6 @@ def check_targets(rows: list[dict[str, Any]], cfg: TTFTConfig) -> list[dict[str,
         add(f"encoder latency unfused / fused {e}@{top}", u["encoder_ms"] / f["encoder_ms"], 1.3)
     if f and b:
         add(f"TTFT {e}@{top} / {v}@336 ({llm})", f["ttft_ms"] / b["ttft_ms"], 1.0, higher=False)
-    s = get(f"{cfg.stride32}@336")
-    if a and s:
-        add(f"tokens {cfg.stride32}@336 / {e}@336", s["tokens"] / a["tokens"], 4.0)
     return out
 
 
