@@ -78,9 +78,21 @@ def reinforced_dataset(shards: Path, ensemble: Any, captioner: Any, rcfg: Any, m
     return out
 
 
-def reinforced_for(preset: dict[str, Any], train_missing: bool = True) -> tuple[Path, list[Path]] | None:
+def finished_shards(folder: Path) -> list[Path]:
+    """Output shards an unfinished reinforcement run has completed (from its ``checkpoint.json``)."""
+    from quartet.clip.reinforced_data import CHECKPOINT
+    from quartet.core.io import read_json
+
+    ck = folder / CHECKPOINT
+    if not ck.exists():
+        return []
+    return sorted(folder / name for name in read_json(ck).get("done", {}) if (folder / name).exists())
+
+
+def reinforced_for(preset: dict[str, Any], train_missing: bool = True) -> tuple[Any, list[Path]] | None:
     """The reinforced dataset of a reproduce preset (teachers, captioner and shards included). With
-    ``train_missing=False`` returns None unless every stage is already cached (nothing is trained)."""
+    ``train_missing=False`` nothing is trained: returns None unless the teachers are cached and the dataset (or,
+    of an interrupted run, its finished shards) exists."""
     from quartet.clip.augment import AugConfig
     from quartet.clip.reinforce import ReinforceConfig
     from quartet.clip.reinforced_data import MANIFEST
@@ -94,7 +106,10 @@ def reinforced_for(preset: dict[str, Any], train_missing: bool = True) -> tuple[
     if not train_missing:
         paths = [checkpoint_path(c) for c in cfgs]
         key_dir = _reinforced_dir(emoji_train_shards(size=preset["crop_size"], limit=preset["limit"]), rcfg, paths)
-        return (key_dir, paths) if (key_dir / MANIFEST).exists() else None
+        if (key_dir / MANIFEST).exists():
+            return key_dir, paths
+        done = finished_shards(key_dir)
+        return (done, paths) if done else None
     shards = emoji_train_shards(size=preset["crop_size"], limit=preset["limit"])
     ensemble, captioner, paths = build_models(preset["teachers"], preset["captioner"])
     return reinforced_dataset(shards, ensemble, captioner, rcfg, paths), paths

@@ -40,6 +40,7 @@ class ReproduceConfig:
     steps: int = 0  # student steps per arm (0 = the preset's)
     seeds: int = 3  # seeds of the headline pair
     arms: list[str] = field(default_factory=list)  # run only these arms (empty = all)
+    data: str = ""  # use this reinforced folder / shard file instead of reinforcing the preset's data
     threads: int = 1  # torch CPU threads; more than the free cores makes OpenMP spin (10x slower when shared)
     out: str | None = None  # report folder (resumed when it holds results.json)
     report_only: bool = False  # rewrite report.md from the results.json in --out, train nothing
@@ -189,7 +190,7 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     ensemble, captioner, paths = build_models(p["teachers"], p["captioner"])
     rcfg = ReinforceConfig(n_aug=p["n_aug"], n_syn=p["n_syn"], dtype="fp32", aug=AugConfig(crop_size=p["crop_size"]),
                            seed=0)
-    data_dir = reinforced_dataset(shards, ensemble, captioner, rcfg, paths)
+    data_dir = Path(cfg.data) if cfg.data else reinforced_dataset(shards, ensemble, captioner, rcfg, paths)
     table = load_table(data_dir)
     sets = load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups", "emoji-retrieval"), size=64,
                           limit=p["limit"])

@@ -88,19 +88,26 @@ class ReinforcedTable:
                        syn_emb=[rt(e) for e in self.syn_emb])
 
 
-def load_table(path: str | Path, limit: int | None = None) -> ReinforcedTable:
-    """Read every sample of the reinforced dataset at ``path`` (checking each image's sha256 on decode)."""
+def load_table(path: str | Path | Sequence[str | Path], limit: int | None = None) -> ReinforcedTable:
+    """Read every sample of the reinforced dataset at ``path`` (a finished folder, or one shard file of it),
+    checking each image's sha256."""
     from quartet.clip.augment import decode_image
     from quartet.clip.reinforced_data import iter_reinforced, load_reinforced_metadata
 
-    path = Path(path)
-    meta = load_reinforced_metadata(path)
+    src: Path | list[Path]
+    if isinstance(path, (list, tuple)) or Path(path).is_file():  # finished shards of a (maybe unfinished) folder
+        src = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        path = src[0].parent
+        meta = load_reinforced_metadata(path)
+    else:
+        path = src = Path(path)
+        meta = load_reinforced_metadata(path)
     meta_d = meta if isinstance(meta, dict) else getattr(meta, "__dict__", {})
     names = list(_first(meta_d, "teacher_names", "names"))
     dims = [int(d) for d in _first(meta_d, "teacher_dims", "dims")]
     scales = [float(s) for s in _first(meta_d, "teacher_scales", "scales", "logit_scales")]
     keys, images, caps, syn, aug, iemb, temb, semb = [], [], [], [], [], [], [], []
-    for s in iter_reinforced(path, shuffle=False, seed=0, rank=0, world_size=1):
+    for s in iter_reinforced(src, shuffle=False, seed=0, rank=0, world_size=1):
         if limit is not None and len(keys) >= limit:
             break
         if s.sha256 and sha256_bytes(s.image_bytes) != s.sha256:
