@@ -41,7 +41,7 @@ def plot_pareto(points: list[dict[str, Any]], path: str | Path, title: str = "ac
     ax.set_xlabel("time to first token (ms, this CPU)")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
