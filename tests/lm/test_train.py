@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,10 @@ def test_ddp_two_processes_match_one(prepared: Path, tmp_path: Path) -> None:
     """torchrun with 2 gloo ranks, each taking half of every step, gives the single-process loss curve."""
     single = train(_cfg(prepared, tmp_path / "one", total_tokens=128 * 3, eval_every=100))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "QUARTET_PROGRESS": "0"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "quartet", "lm", "train", "--data", str(prepared), "--out", str(tmp_path / "two"),
            "--seq-len", "64", "--tokens-per-step", "128", "--total-tokens", str(128 * 3), "--model", "tiny",
            "--dim", "32", "--eval-every", "100", "--eval-docs", "8", "--lr", "3e-3"]
