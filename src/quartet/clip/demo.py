@@ -66,7 +66,8 @@ def run_demo(ctx: Any) -> Section:
           f"per pair; data stage {t_data:.0f} s). Example synthetic captions for \"{table.captions[0]}\": "
           f"{table.syn_texts[0][:2]}.\n\n"
           f"Same MCi-nano student, same data and {steps} steps: held-out zero-shot (balanced top-1, i.e. mean "
-          f"per-class accuracy, averaged over emoji groups, emoji subgroups, OpenMoji groups; chance ~7.4%) plain {finals['plain']['zs']:.2f}% vs reinforced "
+          f"per-class accuracy, averaged over emoji groups, emoji subgroups, OpenMoji groups; chance ~7.4%) "
+          f"plain {finals['plain']['zs']:.2f}% vs reinforced "
           f"{finals['reinforced']['zs']:.2f}% ({gain:+.2f} points); one seed, see `quartet clip reproduce` for "
           f"seeds and ablations.\n\n" + markdown_table(rows) + f"\n\nTotal {seconds:.0f} s.")
     return Section(title="clip: multi-modal reinforced training (MobileCLIP2)", markdown=md, images=[plot],
