@@ -50,7 +50,9 @@ def test_coca_captions_are_n_per_image_deterministic_and_seeded() -> None:
     assert len(a) == 2 and all(len(c) == 3 for c in a)
     assert all(isinstance(t, str) and "." not in t for c in a for t in c)
     assert cap.generate(_images(2), 3, seed=5) == a
-    assert cap.generate(_images(2), 3, seed=6) != a
+    # A random-init model can be so peaked that top-p keeps one token; flatten it so the seed must matter.
+    cap.temperature = 100.0
+    assert cap.generate(_images(2), 3, seed=6) != cap.generate(_images(2), 3, seed=5)
     assert cap.generate(_images(2), 0) == [[], []]
 
 
