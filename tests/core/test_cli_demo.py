@@ -47,3 +47,11 @@ def test_demo_runner_records_ok_failed_and_skipped(tmp_path, monkeypatch):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "broken on purpose" in md and "g/plot.png" in html
     assert "status: **skipped**" in md and "status: **ok**" in md and "status: **failed**" in md
+
+
+def test_help_does_not_import_heavy_libraries():
+    """`quartet --help` lists every system's verbs without loading PyTorch, Ray or MuJoCo."""
+    code = ("import sys, quartet.cli as c; c._usage(); "
+            "print(','.join(m for m in ('torch', 'ray', 'mujoco', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

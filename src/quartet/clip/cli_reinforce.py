@@ -20,16 +20,6 @@ from typing import Any, Literal
 from quartet.clip.reinforce import Models, ReinforceConfig
 from quartet.core.errors import QuartetError
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "shards": ("quartet.clip.cli_reinforce:shards_main",
-               "write image-text WebDataset shards from a quartet.data source, a folder or a CSV"),
-    "reinforce": ("quartet.clip.cli_reinforce:reinforce_main",
-                  "store teacher embeddings, augmentations and synthetic captions beside each pair (Ray)"),
-    "inspect": ("quartet.clip.cli_reinforce:inspect_main",
-                "validate reinforced or image-text shards: counts, dims, bytes/sample, every sample checked"),
-}
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Model specs (picklable: Ray actors load their own copy from files)
 
