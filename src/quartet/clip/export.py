@@ -49,9 +49,32 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, in_name: str) 
                       external_data=False, verbose=False)
 
 
-def export_onnx(bundle: ClipBundle, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``image_encoder.onnx`` and ``text_encoder.onnx`` (reparameterised, eval mode) to ``out_dir``."""
+def _export_child(checkpoint: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    export_onnx(load_checkpoint(checkpoint), out_dir, isolate=False)
+
+
+def export_onnx(bundle: ClipBundle, out_dir: str | Path, isolate: bool = True) -> dict[str, Path]:
+    """Write ``image_encoder.onnx`` and ``text_encoder.onnx`` (reparameterised, eval mode) to ``out_dir``.
+
+    ``isolate`` runs the exporter in a fresh process: ``torch.onnx.export(dynamo=True)`` leaves global tracing
+    state behind that made a later CoCa training step in the same process return NaN."""
     out = Path(out_dir)
+    if isolate:
+        import multiprocessing as mp
+        import tempfile
+
+        from quartet.clip.models import save_checkpoint
+        from quartet.core.errors import QuartetError
+
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = save_checkpoint(bundle, Path(tmp) / "model.safetensors")
+            proc = mp.get_context("spawn").Process(target=_export_child, args=(str(ckpt), str(out)))
+            proc.start()
+            proc.join()
+        if proc.exitcode != 0:
+            raise QuartetError(f"ONNX export of {bundle.name} failed (exit code {proc.exitcode}); see the log above")
+        return {"image": out / "image_encoder.onnx", "text": out / "text_encoder.onnx"}
     fused = reparameterize(bundle.model)
     img = torch.zeros(2, 3, bundle.image_size, bundle.image_size)
     tok = bundle.tokenize(["a photo", "an emoji of a cat"])
