@@ -55,7 +55,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         np.savez(Path(out_dir) / "loss.npz", loss=out["loss"].detach().numpy(), grads=grads.numpy())
 
     # two training steps of a BatchNorm-free student on the same global batch
-    from conftest import make_table
+    from train_fixtures import make_table
 
     from quartet.clip.train import TrainConfig, train
 
@@ -87,7 +87,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     # single-process parameter gradient (checked by the training step below)
     np.testing.assert_allclose(got["grads"], 2 * torch.cat([img.grad, txt.grad], 1).numpy(), atol=1e-12)
 
-    from conftest import make_table
+    from train_fixtures import make_table
 
     from quartet.clip.train import TrainConfig, train
 

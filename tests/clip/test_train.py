@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import make_table
+from train_fixtures import make_table
 
 from quartet.clip.train import TrainConfig, lr_at, train
 
