@@ -31,7 +31,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
-if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ] || ! .venv/bin/python -c "import quartet" 2>/dev/null; then
+here=$(.venv/bin/python -c "import quartet, pathlib; print(pathlib.Path(quartet.__file__).resolve().parents[2])" 2>/dev/null || true)
+if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ] || [ "$here" != "$ROOT" ]; then
   say "installing Python packages (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
