@@ -49,8 +49,10 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None =
     """``[fn(x) for x in items]`` in order, spread over worker processes for long lists, with a progress bar."""
     from tqdm import tqdm
 
+    from quartet.core.progress import progress_enabled
+
     workers = default_workers() if workers is None else workers
-    show = len(items) > 200
+    show = len(items) > 200 and progress_enabled()
     if workers <= 1 or len(items) < 64:
         return [fn(x) for x in tqdm(items, desc=desc, disable=not show, leave=False)]
     chunk = max(1, len(items) // (workers * 16))
