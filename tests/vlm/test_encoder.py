@@ -92,6 +92,19 @@ def test_fused_equals_unfused(name: str) -> None:
     assert (out - ref).abs().max().item() < 1e-5
 
 
+def test_channels_last_inference_matches_contiguous() -> None:
+    torch.manual_seed(0)
+    enc = VisionEncoder("fastvithd_tiny", resolution=128).eval()
+    _randomise_bn(enc)
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        nhwc = enc(x)
+        enc.channels_last = False
+        nchw = enc(x)
+    assert enc.cfg.family == "fastvit"
+    assert (nhwc - nchw).abs().max().item() < 1e-5
+
+
 def test_stride32_variant_has_4x_tokens() -> None:
     s64 = build_encoder("fastvithd_tiny", 256, fused=True)
     s32 = build_encoder("fastvithd_s32_tiny", 256, fused=True)

@@ -53,3 +53,35 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def adamw(params, device: torch.device | str, **kwargs) -> torch.optim.AdamW:
+    """AdamW with PyTorch's fused single-kernel update where the device has one (CPU, CUDA).
+
+    The default multi-tensor update walks every parameter ~10 times per step; for small models with large
+    embedding tables that dominates a CPU step (measured 29% of a CLIP student step). Same maths either way."""
+    dev = torch.device(device)
+    fused = dev.type in ("cpu", "cuda")
+    return torch.optim.AdamW(params, fused=fused, **kwargs)
+
+
+def channels_last_for_training(module: torch.nn.Module) -> torch.nn.Module:
+    """Put a conv network's weights in NHWC (channels-last) for training, in place; returns ``module``.
+
+    NHWC makes CPU depthwise-conv backward several times faster. Convolutions that read at most 4 channels (the
+    image-facing stem) stay NCHW and their input (the images) must stay NCHW too: oneDNN's weight gradient of a
+    1x1 stride-2 convolution over 3-4 NHWC channels corrupts the heap in the pinned torch build (seen as
+    "double free or corruption" aborts). Their outputs continue in NHWC because the next weights are NHWC."""
+    module.to(memory_format=torch.channels_last)
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.in_channels <= 4:
+            m.weight.data = m.weight.data.contiguous()
+            m.register_forward_hook(_nchw_grad_hook)
+    return module
+
+
+def _nchw_grad_hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    """The gradient flowing back into an NCHW stem conv arrives NHWC from the layers after it; make it NCHW so
+    the conv's backward stays on the NCHW kernels."""
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.register_hook(lambda g: g.contiguous())

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from quartet.core.config import from_dict, load_yaml, parse_cli, to_dict
-from quartet.core.device import autocast, synchronize
+from quartet.core.device import adamw, autocast, synchronize
 from quartet.core.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -161,9 +161,9 @@ class Trainer:
         named = list(self.model.named_parameters())
         decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
         no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
-                                     eps=1e-8)
+        self.opt = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}], self.dist.device, lr=cfg.lr, betas=(0.9, 0.95),
+                         eps=1e-8)
         if self.dist.is_main and self.run is None:
             name = cfg.name or f"lm-{cfg.arm}" + (f"-{cfg.curriculum}-x{cfg.cycles}" if cfg.arm == "dd" else
                                                   f"-{cfg.seq_len}")

@@ -167,7 +167,7 @@ def _merged(model: FastVLM) -> FastVLM:
 
 def train(cfg: TrainConfig) -> dict:
     """Run one stage; returns the result dict (also written to the run folder's ``result.json``)."""
-    from quartet.core.device import autocast
+    from quartet.core.device import adamw, autocast, channels_last_for_training
     from quartet.core.distributed import cleanup, init_distributed
     from quartet.core.runs import RunDir
     from quartet.core.seed import seed_everything
@@ -196,7 +196,7 @@ def train(cfg: TrainConfig) -> dict:
     model.cfg.resolution = res
     model.to(dev)
     if model.encoder.cfg.family != "vit":
-        model.encoder.to(memory_format=torch.channels_last)  # CPU depthwise-conv backward is ~5x faster in NHWC
+        channels_last_for_training(model.encoder)  # CPU depthwise-conv backward is ~5x faster in NHWC
     params = configure_trainable(model, cfg)
     frozen_encoder = not any(p.requires_grad for p in model.encoder.parameters())
     feats = cache_encoder(model, train_ds, res) if frozen_encoder and cfg.cache_features else None
@@ -208,7 +208,7 @@ def train(cfg: TrainConfig) -> dict:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ddp_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    opt = adamw(params, dev, lr=lr, weight_decay=cfg.weight_decay)
     start = 0
     if cfg.resume and (run.path / "checkpoints" / "trainer.pt").is_file():
         st = torch.load(run.path / "checkpoints" / "trainer.pt", map_location="cpu", weights_only=True)
@@ -242,8 +242,7 @@ def train(cfg: TrainConfig) -> dict:
                     if feats is not None:
                         loss = ddp_model(None, ids, labs, image_embeds=feats[mb].to(dev))
                     else:
-                        pix = preprocess_batch(list(train_ds.images[mb]), res).to(dev)
-                        pix = pix.contiguous(memory_format=torch.channels_last)
+                        pix = preprocess_batch(list(train_ds.images[mb]), res).to(dev)  # NCHW: see device.py
                         loss = ddp_model(pix, ids, labs)
                 (loss / per_step).backward()
                 step_loss += float(loss.detach()) / per_step
