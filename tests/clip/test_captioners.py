@@ -65,6 +65,34 @@ def test_coca_caption_seed_drives_sampling(monkeypatch: pytest.MonkeyPatch) -> N
     assert cap.generate(_images(2), 3, seed=6) == cap.generate(_images(2), 3, seed=6)
 
 
+def test_random_init_coca_has_an_initialised_decoder_projection() -> None:
+    # open_clip leaves the multimodal decoder's text_projection as torch.empty: it held NaN after some allocations
+    # (e.g. a tokenizer built earlier in the process), and every caption of a random-init CoCa came out the same.
+    import open_clip
+
+    from quartet.clip.captioners import tiny_coca_config
+    from quartet.clip.models import create_model
+
+    open_clip.SimpleTokenizer(context_length=16)(["a"])
+    for model in (open_clip_from_config(tiny_coca_config(image_size=32)), create_model("CoCa-micro").model):
+        proj = model.text_decoder.text_projection
+        assert torch.isfinite(proj).all()
+        assert abs(proj.std().item() - proj.shape[0] ** -0.5) < 0.1 * proj.shape[0] ** -0.5
+    cap = tiny_captioner()
+    caps = cap.generate(_images(4), 2, seed=0)
+    assert len(caps) == 4 and all(len(c) == 2 for c in caps)
+
+
+def test_coca_refuses_non_finite_logits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import quartet.clip.captioners as captioners
+
+    cap = tiny_captioner()
+    monkeypatch.setattr(captioners, "_next_token_logits",
+                        lambda model, image_embs, tokens: torch.full((tokens.shape[0], cap.eot + 1), float("nan")))
+    with pytest.raises(QuartetError, match="non-finite logits at token 0"):
+        cap.generate(_images(1), 1)
+
+
 def test_coca_from_local_dir_matches_in_memory(tmp_path: Path) -> None:
     torch.manual_seed(4)
     cfg = tiny_coca_config(image_size=32)

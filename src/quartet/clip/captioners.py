@@ -179,6 +179,10 @@ class CoCaCaptioner:
         done = torch.zeros(b, dtype=torch.bool)
         for step in range(self.max_tokens):
             logits = _next_token_logits(model, image_embs, out).float()
+            if bool(torch.isnan(logits).any() or torch.isposinf(logits).any()):
+                raise QuartetError(f"captioner {self.name!r} produced non-finite logits at token {step} (NaN/inf "
+                                   "weights, or an overflow at reduced precision); check the checkpoint or run "
+                                   "it in fp32")
             if step == 0:
                 logits[:, self.eot] = float("-inf")  # at least one token
             nxt = sample_top_p(logits / self.temperature, self.top_p, gen)

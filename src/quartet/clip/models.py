@@ -110,6 +110,8 @@ def create_model(name: str, pretrained: str | Path | None = None, image_size: in
                                        pretrained_image=False, pretrained_text=False, **kwargs)
     finally:
         quiet.setLevel(level)
+    if pretrained is None:
+        init_uninitialised(model)
     size = int(image_size or cfg["vision_cfg"].get("image_size", 224))
     mean, std = _OPENAI if name in _OPENAI_NORM else _UNIT
     if name not in OUR_PRESETS and name not in _OPENAI_NORM and "MobileCLIP" not in name:
@@ -117,6 +119,19 @@ def create_model(name: str, pretrained: str | Path | None = None, image_size: in
         mean, std = tuple(pp.get("mean", _OPENAI[0])), tuple(pp.get("std", _OPENAI[1]))
     tok = open_clip.get_tokenizer(name)
     return ClipBundle(name=name, model=model, tokenizer=tok, image_size=size, mean=mean, std=std)
+
+
+def init_uninitialised(model: torch.nn.Module) -> torch.nn.Module:
+    """Initialise what open_clip leaves as ``torch.empty``: a CoCa's multimodal ``text_decoder.text_projection``
+    (its ``init_parameters`` is never called). Left alone, that matrix holds whatever memory it was given -- NaN in
+    some runs, so a random-init captioner produced NaN logits depending on what the process had allocated before.
+    Uses the initialisation open_clip intends (normal, std = width^-0.5); returns ``model``."""
+    dec = getattr(model, "text_decoder", None)
+    proj = getattr(dec, "text_projection", None)
+    if isinstance(proj, torch.nn.Parameter):
+        with torch.no_grad():
+            torch.nn.init.normal_(proj, std=int(proj.shape[0]) ** -0.5)
+    return model
 
 
 def to_tensor(images: list[Image.Image] | np.ndarray, size: int, mean: tuple[float, ...] = _UNIT[0],

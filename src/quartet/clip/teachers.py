@@ -124,7 +124,10 @@ class OpenClipTeacher:
         self.pre = _Preprocess(self.image_size, m, s)
         self.device = torch.device(device)
         self.precision = precision
-        self.model = model.eval().requires_grad_(False).to(self.device)
+        from quartet.clip.models import reparameterize
+
+        # Frozen teachers run fused (MobileOne/RepMixer/RepCPE branches merged): same outputs, less work.
+        self.model = reparameterize(model).requires_grad_(False).to(self.device)
         if tokenizer is None:
             import open_clip
 
@@ -296,7 +299,9 @@ def open_clip_from_config(model_cfg: dict[str, Any]) -> torch.nn.Module:
     cfg = dict(model_cfg)
     custom = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
     if "multimodal_cfg" in cfg:
-        return open_clip.CoCa(**cfg)
+        from quartet.clip.models import init_uninitialised
+
+        return init_uninitialised(open_clip.CoCa(**cfg))
     return open_clip.CustomTextCLIP(**cfg) if custom else open_clip.CLIP(**cfg)
 
 
