@@ -5,6 +5,7 @@ Teacher specs (``--teachers``, any number, concatenated in the given order)::
     [NAME=]FOLDER                 an open_clip local-dir folder (open_clip_config.json + weights)
     [NAME=]MODEL@CHECKPOINT       a built-in open_clip config name (ViT-L-14, MobileCLIP2-S0...) + a local file
     [NAME=]CONFIG.json@CHECKPOINT an open_clip model-config JSON + a local checkpoint file
+    [NAME=]lit:CHECKPOINT         a LiT teacher from ``quartet clip train-teacher --model lit:<preset>``
 
 Captioner spec (``--captioner``): ``coca:SPEC`` (SPEC as above) or ``hf:FOLDER`` (a Hugging Face image-to-text
 model saved with ``save_pretrained``). Models load from local files only.
@@ -51,6 +52,11 @@ class ModelSpecs:
         teachers = []
         for spec in self.teachers:
             name, source, ckpt = _split_spec(spec)
+            if source.startswith("lit:"):
+                from quartet.clip.lit import load_lit_teacher
+
+                teachers.append(load_lit_teacher(source[4:], name=name, device=self.device))
+                continue
             teachers.append(OpenClipTeacher.from_checkpoint(source, ckpt, name=name, device=self.device,
                                                             precision=self.precision))
         cap = None

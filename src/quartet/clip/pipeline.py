@@ -47,7 +47,12 @@ def build_models(teacher_cfgs: Sequence[TeacherConfig], captioner_cfg: TeacherCo
     for k, c in enumerate(teacher_cfgs):
         p = train_teacher(c, pairs=pairs)
         paths.append(p)
-        teachers.append(as_teacher(load_teacher(p), name=f"t{k}-{c.model}"))
+        if c.model.startswith("lit:"):
+            from quartet.clip.lit import load_lit_teacher
+
+            teachers.append(load_lit_teacher(p, name=f"t{k}-{c.model.replace(':', '-')}"))
+        else:
+            teachers.append(as_teacher(load_teacher(p), name=f"t{k}-{c.model}"))
     captioner = None
     if captioner_cfg is not None:
         p = train_teacher(captioner_cfg, pairs=pairs)

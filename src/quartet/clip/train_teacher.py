@@ -27,6 +27,7 @@ from PIL import Image
 from quartet.clip.models import ClipBundle, create_model, load_checkpoint, save_checkpoint
 from quartet.clip.train import lr_at, param_groups
 from quartet.core.config import to_dict
+from quartet.core.device import adamw
 from quartet.core.errors import QuartetError
 from quartet.core.paths import cache_dir
 from quartet.core.progress import get_logger, progress_bar
@@ -40,6 +41,8 @@ class TeacherConfig:
     """``quartet clip train-teacher``: a CLIP teacher (or a ``CoCa-*`` captioner) on image-text data."""
 
     model: str = "MCi-micro"
+    """a CLIP preset, ``CoCa-*`` (captioner), or ``lit:<preset>`` (that preset's image tower against the frozen,
+    pretrained MiniLM text encoder; see quartet.clip.lit)"""
     data: str = "emoji"  # comma-separated quartet.data image-text sets: emoji (train split), openclipart, shapes
     image_size: int = 64
     limit: int = 0  # use only the first N pairs of each set (0 = all)
@@ -72,7 +75,7 @@ class TeacherConfig:
 def checkpoint_path(cfg: TeacherConfig) -> Path:
     if cfg.out:
         return Path(cfg.out)
-    return cache_dir("clip", "teachers") / f"{cfg.model}-{cfg.key}.safetensors"
+    return cache_dir("clip", "teachers") / f"{cfg.model.replace(':', '-')}-{cfg.key}.safetensors"
 
 
 def training_pairs(spec: str, size: int, limit: int = 0) -> tuple[list[Image.Image], list[str]]:
@@ -118,6 +121,10 @@ def train_teacher(cfg: TeacherConfig, pairs: tuple[list[Image.Image], list[str]]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     images, caps = pairs if pairs is not None else training_pairs(cfg.data, cfg.image_size, cfg.limit)
+    if cfg.model.startswith("lit:"):
+        from quartet.clip.lit import train_lit_teacher
+
+        return train_lit_teacher(cfg, path, (images, caps), quiet=quiet)
     seed_everything(cfg.seed)
     bundle = create_model(cfg.model, image_size=cfg.image_size)
     model = bundle.model
@@ -132,7 +139,8 @@ def train_teacher(cfg: TeacherConfig, pairs: tuple[list[Image.Image], list[str]]
         from quartet.clip.loss import ReinforcedClipLoss
 
         loss_fn = ReinforcedClipLoss(0.0)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
+    opt = adamw(param_groups(model, cfg.weight_decay), next(model.parameters()).device, lr=cfg.lr,
+                betas=(cfg.beta1, cfg.beta2), eps=1e-6)
     bar = None if quiet else progress_bar(cfg.steps, desc=f"train {cfg.model}", unit="step")
     t0 = time.perf_counter()
     history = []
