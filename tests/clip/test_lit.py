@@ -51,6 +51,12 @@ def test_lit_teacher_trains_saves_and_loads_as_a_tower_teacher(tmp_path: Path) -
     assert (top1 == torch.arange(8)).float().mean() >= 0.5  # chance is 1/8
     ens = TeacherEnsemble([teacher])
     assert ens.dims == [TEXT_DIM]
+    from quartet.clip.evaluate import zero_shot  # `quartet clip eval` reads LiT checkpoints through this adapter
+    from quartet.clip.lit import load_for_eval
+
+    zs = zero_shot(load_for_eval(path), np.stack([np.asarray(im) for im in images]), np.arange(8), CAPTIONS,
+                   templates=("{}",))
+    assert zs["top1"] == pytest.approx(float((top1 == torch.arange(8)).float().mean()) * 100)
 
 
 def test_lit_loader_refuses_other_checkpoints(tmp_path: Path) -> None:

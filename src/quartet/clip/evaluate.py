@@ -186,7 +186,7 @@ def results_table(results: dict[str, dict[str, float]]) -> str:
 class EvalConfig:
     """``quartet clip eval``: zero-shot and retrieval metrics of one or more checkpoints."""
 
-    checkpoints: list[str] = field(default_factory=list)  # .safetensors files (from train / train-teacher)
+    checkpoints: list[str] = field(default_factory=list)  # .safetensors files (train / train-teacher, LiT too)
     sets: list[str] = field(default_factory=lambda: list(EVAL_SETS))
     out: str = "clip-eval.json"
 
@@ -194,7 +194,7 @@ class EvalConfig:
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from quartet.clip.models import load_checkpoint
+    from quartet.clip.lit import load_for_eval
     from quartet.core.config import parse_cli
     from quartet.core.errors import QuartetError
     from quartet.core.io import atomic_write_json
@@ -205,7 +205,7 @@ def main(argv: list[str]) -> int:
     sets = load_eval_sets(cfg.sets)
     results = {}
     for path in cfg.checkpoints:
-        results[Path(path).parent.name + "/" + Path(path).name] = evaluate(load_checkpoint(path), sets)
+        results[Path(path).parent.name + "/" + Path(path).name] = evaluate(load_for_eval(path), sets)
     atomic_write_json(cfg.out, results)
     print(results_table(results))
     print(f"results: {cfg.out}")

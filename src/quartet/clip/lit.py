@@ -166,3 +166,32 @@ def load_lit_teacher(path: str | Path, name: str | None = None, device: str | to
     scale = float(model.logit_scale.detach().exp())
     return TowerTeacher(name or f"lit-{meta['base']}", model.eval(), minilm_text_encoder(device), size,
                         json.loads(meta["mean"]), json.loads(meta["std"]), logit_scale=scale, device=device)
+
+
+class _LitClip(nn.Module):
+    """``encode_image`` / ``encode_text`` of a LiT teacher, the interface quartet.clip.evaluate expects."""
+
+    def __init__(self, teacher: TowerTeacher) -> None:
+        super().__init__()
+        self.tower = teacher.image_model
+        self.text_encoder = teacher.text_encoder
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tower(x)
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        return self.text_encoder(list(texts))
+
+
+def load_for_eval(path: str | Path) -> Any:
+    """A checkpoint as the bundle quartet.clip.evaluate takes: LiT teachers through an adapter (texts go to MiniLM
+    untokenised), everything else with :func:`quartet.clip.models.load_checkpoint`."""
+    from types import SimpleNamespace
+
+    from quartet.clip.models import load_checkpoint
+
+    if not is_lit_checkpoint(path):
+        return load_checkpoint(path)
+    teacher = load_lit_teacher(path)
+    return SimpleNamespace(model=_LitClip(teacher), images_to_tensor=teacher.image_model.images_to_tensor,
+                           tokenize=list, name=str(path))

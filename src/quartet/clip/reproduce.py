@@ -36,7 +36,7 @@ HEADLINE = "zs"  # mean zero-shot top-1 over the held-out sets
 class ReproduceConfig:
     """``quartet clip reproduce``."""
 
-    preset: Literal["quick", "full", "demo", "smoke"] = "quick"
+    preset: Literal["quick", "lit", "full", "demo", "smoke"] = "quick"
     steps: int = 0  # student steps per arm (0 = the preset's)
     seeds: int = 3  # seeds of the headline pair
     arms: list[str] = field(default_factory=list)  # run only these arms (empty = all)
@@ -51,6 +51,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         teachers=[TeacherConfig(model="MCi-micro", image_size=32, limit=600, steps=80, lr=2e-3, warmup=8),
                   TeacherConfig(model="ViT-micro", image_size=32, limit=600, steps=80, lr=1e-3, warmup=8)],
+        captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=600, steps=30, batch_size=32, lr=2e-3,
+                                warmup=3),
+        n_aug=10, n_syn=5, crop_size=32, limit=600,
+        student=dict(model="MCi-nano", image_size=32, steps=80, batch_size=32, warmup=8, lr=2e-3, log_every=10),
+        kd_sweep=[10.0, 100.0], lam_sweep=[0.5], aug_sweep=[1, 2, 5], syn_sweep=[1, 2]),
+    # quick's students and sweeps, with stronger teachers: a LiT teacher (MCi-micro image tower against the frozen
+    # pretrained MiniLM) and an MCi-micro CLIP, each 400 steps on all 3,107 training pairs
+    "lit": dict(
+        teachers=[TeacherConfig(model="lit:MCi-micro", image_size=32, steps=400, lr=2e-3, warmup=40),
+                  TeacherConfig(model="MCi-micro", image_size=32, steps=400, lr=2e-3, warmup=40)],
         captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=600, steps=30, batch_size=32, lr=2e-3,
                                 warmup=3),
         n_aug=10, n_syn=5, crop_size=32, limit=600,
@@ -138,12 +148,13 @@ def headline(metrics: dict[str, float]) -> dict[str, float]:
 def reevaluate(run: RunDir, results: dict[str, Any], sets: Any, preset: dict[str, Any]) -> None:
     """Recompute the teachers' and every arm's metrics from the saved models (after the evaluation changed)."""
     from quartet.clip.evaluate import evaluate
+    from quartet.clip.lit import load_for_eval
     from quartet.clip.models import load_checkpoint
     from quartet.clip.train_teacher import checkpoint_path
 
     for t, cfg in zip(results.get("teachers", {}).values(), preset["teachers"]):
         if checkpoint_path(cfg).exists():
-            m = evaluate(load_checkpoint(checkpoint_path(cfg)), sets)
+            m = evaluate(load_for_eval(checkpoint_path(cfg)), sets)
             t.update({**m, **headline(m)})
 
     for name, a in results["arms"].items():
@@ -197,9 +208,9 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     teacher_eval = results.setdefault("teachers", {})
     for t, path in zip(ensemble.teachers, paths):
         if t.name not in teacher_eval:
-            from quartet.clip.train_teacher import load_teacher
+            from quartet.clip.lit import load_for_eval
 
-            m = evaluate(load_teacher(path), sets)
+            m = evaluate(load_for_eval(path), sets)
             teacher_eval[t.name] = {**m, **headline(m), "own_scale": t.logit_scale}
     results["data"] = {"reinforced": str(data_dir), "samples": len(table), "teachers": table.teacher_names,
                        "teacher_scales": table.teacher_scales, "syn_example": table.syn_texts[0][:3],
