@@ -34,7 +34,6 @@ log = get_logger("quartet.clip.lit")
 PREFIX = "lit:"
 TEXT_ENCODER = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
-MAX_LOG_SCALE = float(np.log(100.0))
 
 
 class LitImageTower(nn.Module):
@@ -78,10 +77,9 @@ def train_lit_teacher(cfg: TeacherConfig, path: Path, pairs: tuple[list[Image.Im
     """Train the image tower of ``cfg.model`` (``lit:<preset>``) against frozen MiniLM caption embeddings."""
     from quartet.clip.loss import ReinforcedClipLoss
     from quartet.clip.train import lr_at, param_groups
-    from quartet.clip.train_teacher import _views
-    from quartet.core.config import to_dict
+    from quartet.clip.train_teacher import _views, optimizer_step, write_training_log
     from quartet.core.device import adamw
-    from quartet.core.io import atomic_path, atomic_write_json
+    from quartet.core.io import atomic_path
     from quartet.core.seed import numpy_rng, seed_everything
 
     base = base_model(cfg.model)
@@ -107,13 +105,7 @@ def train_lit_teacher(cfg: TeacherConfig, path: Path, pairs: tuple[list[Image.Im
         loss = loss_fn(img_f, table[cap_rows[idx]], model.logit_scale.exp())["loss"]
         if not torch.isfinite(loss):
             raise QuartetError(f"LiT teacher {cfg.model}: non-finite loss at step {step}; lower --lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, MAX_LOG_SCALE)
-        history.append(float(loss.detach()))
+        history.append(optimizer_step(model, opt, loss, cfg.grad_clip))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3f}")
@@ -126,11 +118,7 @@ def train_lit_teacher(cfg: TeacherConfig, path: Path, pairs: tuple[list[Image.Im
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
-    atomic_write_json(path.with_suffix(".json"), {"config": to_dict(cfg), "loss_first": history[:5],
-                                                  "loss_last": history[-5:], "seconds": time.perf_counter() - t0,
-                                                  "pairs": len(images)})
-    log.info("%s trained in %.0f s -> %s", cfg.model, time.perf_counter() - t0, path)
-    return path
+    return write_training_log(path, cfg, history, t0, len(images))
 
 
 def is_lit_checkpoint(path: str | Path) -> bool:

@@ -158,13 +158,7 @@ def train_teacher(cfg: TeacherConfig, pairs: tuple[list[Image.Image], list[str]]
         else:
             img_f, txt_f, scale = model(x, t)[:3]
             loss = loss_fn(img_f, txt_f, scale)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, float(np.log(100.0)))
-        history.append(float(loss.detach()))
+        history.append(optimizer_step(model, opt, loss, cfg.grad_clip))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.3f}")
@@ -172,11 +166,27 @@ def train_teacher(cfg: TeacherConfig, pairs: tuple[list[Image.Image], list[str]]
         bar.close()
     model.eval()
     save_checkpoint(bundle, path)
+    return write_training_log(path, cfg, history, t0, len(images))
+
+
+def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float) -> float:
+    """Backward, clip, step, and cap the model's logit scale at 100; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, float(np.log(100.0)))
+    return float(loss.detach())
+
+
+def write_training_log(path: Path, cfg: TeacherConfig, history: list[float], t0: float, pairs: int) -> Path:
+    """The JSON beside a teacher checkpoint (config, first/last losses, seconds, pairs); returns ``path``."""
     from quartet.core.io import atomic_write_json
 
     atomic_write_json(path.with_suffix(".json"), {"config": to_dict(cfg), "loss_first": history[:5],
                                                   "loss_last": history[-5:], "seconds": time.perf_counter() - t0,
-                                                  "pairs": len(images)})
+                                                  "pairs": pairs})
     log.info("%s trained in %.0f s -> %s", cfg.model, time.perf_counter() - t0, path)
     return path
 
