@@ -36,7 +36,7 @@ HEADLINE = "zs"  # mean zero-shot top-1 over the held-out sets
 class ReproduceConfig:
     """``quartet clip reproduce``."""
 
-    preset: Literal["quick", "lit", "full", "demo", "smoke"] = "quick"
+    preset: Literal["quick", "lit", "lit_captions", "full", "demo", "smoke"] = "quick"
     steps: int = 0  # student steps per arm (0 = the preset's)
     seeds: int = 3  # seeds of the headline pair
     arms: list[str] = field(default_factory=list)  # run only these arms (empty = all)
@@ -63,6 +63,14 @@ PRESETS: dict[str, dict[str, Any]] = {
                   TeacherConfig(model="MCi-micro", image_size=32, steps=400, lr=2e-3, warmup=40)],
         captioner=TeacherConfig(model="CoCa-micro", image_size=32, limit=600, steps=30, batch_size=32, lr=2e-3,
                                 warmup=3),
+        n_aug=10, n_syn=5, crop_size=32, limit=600,
+        student=dict(model="MCi-nano", image_size=32, steps=80, batch_size=32, warmup=8, lr=2e-3, log_every=10),
+        kd_sweep=[10.0, 100.0], lam_sweep=[0.5], aug_sweep=[1, 2, 5], syn_sweep=[1, 2]),
+    # lit with a captioner trained as long as the teachers (400 steps on all pairs instead of 30 on 600)
+    "lit_captions": dict(
+        teachers=[TeacherConfig(model="lit:MCi-micro", image_size=32, steps=400, lr=2e-3, warmup=40),
+                  TeacherConfig(model="MCi-micro", image_size=32, steps=400, lr=2e-3, warmup=40)],
+        captioner=TeacherConfig(model="CoCa-micro", image_size=32, steps=400, lr=2e-3, warmup=40),
         n_aug=10, n_syn=5, crop_size=32, limit=600,
         student=dict(model="MCi-nano", image_size=32, steps=80, batch_size=32, warmup=8, lr=2e-3, log_every=10),
         kd_sweep=[10.0, 100.0], lam_sweep=[0.5], aug_sweep=[1, 2, 5], syn_sweep=[1, 2]),
