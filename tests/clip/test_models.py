@@ -81,3 +81,19 @@ def test_reparameterised_mci_tower_equals_unfused():
     assert n_before > 0 and n_after > 0
     assert count_params(fused) < count_params(b.model)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_cached_tokenizer_gives_the_wrapped_tokenizers_rows_and_survives_a_full_cache() -> None:
+    import open_clip
+
+    from quartet.clip.models import CachedTokenizer
+
+    base = open_clip.SimpleTokenizer(context_length=16)
+    tok = CachedTokenizer(base, max_entries=3)
+    caps = ["a red apple", "grinning face", "a red apple", "flag: France"]
+    assert torch.equal(tok(caps), base(caps))  # 3 unique strings: fills the cache
+    assert tok.context_length == 16
+    mixed = ["a red apple", "party popper", "grinning face"]  # one new string overflows the cache mid-batch
+    assert torch.equal(tok(mixed), base(mixed))
+    assert torch.equal(tok("party popper"), base("party popper"))
+    assert len(tok._rows) <= 3

@@ -76,6 +76,7 @@ def train_lit_teacher(cfg: TeacherConfig, path: Path, pairs: tuple[list[Image.Im
                       quiet: bool = False) -> Path:
     """Train the image tower of ``cfg.model`` (``lit:<preset>``) against frozen MiniLM caption embeddings."""
     from quartet.clip.loss import ReinforcedClipLoss
+    from quartet.clip.models import conv_tower_to_nhwc
     from quartet.clip.train import lr_at, param_groups
     from quartet.clip.train_teacher import _views, optimizer_step, write_training_log
     from quartet.core.device import adamw
@@ -91,6 +92,7 @@ def train_lit_teacher(cfg: TeacherConfig, path: Path, pairs: tuple[list[Image.Im
     log.info("embedded %d unique captions with %s in %.1f s", len(uniq), TEXT_ENCODER, time.perf_counter() - t0)
     seed_everything(cfg.seed)
     model = LitImageTower(base, cfg.image_size).train()
+    conv_tower_to_nhwc(model.visual)
     opt = adamw(param_groups(model, cfg.weight_decay), "cpu", lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
     loss_fn = ReinforcedClipLoss(0.0)
     bar = None if quiet else progress_bar(cfg.steps, desc=f"train {cfg.model}", unit="step")

@@ -117,7 +117,7 @@ def create_model(name: str, pretrained: str | Path | None = None, image_size: in
     if name not in OUR_PRESETS and name not in _OPENAI_NORM and "MobileCLIP" not in name:
         pp = open_clip.get_model_preprocess_cfg(model)
         mean, std = tuple(pp.get("mean", _OPENAI[0])), tuple(pp.get("std", _OPENAI[1]))
-    tok = open_clip.get_tokenizer(name)
+    tok = CachedTokenizer(open_clip.get_tokenizer(name))
     return ClipBundle(name=name, model=model, tokenizer=tok, image_size=size, mean=mean, std=std)
 
 
@@ -162,6 +162,52 @@ def reparameterize(model: torch.nn.Module, inplace: bool = False) -> torch.nn.Mo
     m = model if inplace else copy.deepcopy(model)
     m.eval()
     return reparameterize_model(m, inplace=True)
+
+
+class CachedTokenizer:
+    """An open_clip tokenizer that remembers the token rows of strings it has seen.
+
+    Training draws the same captions every epoch; open_clip's BPE tokenizer (ftfy + regex + Python merges) costs
+    ~0.25 ms per caption, 10-15% of a small student's CPU step. Rows are identical to the wrapped tokenizer's; the
+    cache is cleared when it holds ``max_entries`` strings."""
+
+    def __init__(self, tokenizer: Any, max_entries: int = 200_000) -> None:
+        self.tokenizer = tokenizer
+        self.max_entries = int(max_entries)
+        self._rows: dict[str, torch.Tensor] = {}
+
+    def __getattr__(self, name: str) -> Any:  # context_length, vocab_size, decode, ...
+        tok = self.__dict__.get("tokenizer")
+        if tok is None:
+            raise AttributeError(name)
+        return getattr(tok, name)
+
+    def __call__(self, texts: str | list[str], *args: Any, **kwargs: Any) -> torch.Tensor:
+        if args or kwargs:
+            return self.tokenizer(texts, *args, **kwargs)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        new = list(dict.fromkeys(t for t in texts if t not in self._rows))
+        if new and len(self._rows) + len(new) > self.max_entries:
+            self._rows.clear()
+            new = list(dict.fromkeys(texts))
+        if new:
+            for t, row in zip(new, self.tokenizer(new)):
+                self._rows[t] = row
+        if not texts:
+            return self.tokenizer(texts)
+        return torch.stack([self._rows[t] for t in texts])
+
+
+def conv_tower_to_nhwc(visual: torch.nn.Module) -> torch.nn.Module:
+    """Train a convolutional image tower (MCi/FastViT) in NHWC on CPU/CUDA (core.device.channels_last_for_training:
+    ~25% faster MCi-nano steps on CPU, same maths); ViT towers and MPS are left as they are. In place."""
+    from quartet.core.device import channels_last_for_training
+
+    params = list(visual.parameters())
+    convs = [m for m in visual.modules() if isinstance(m, torch.nn.Conv2d)]
+    if params and params[0].device.type in ("cpu", "cuda") and any(m.groups > 1 for m in convs):
+        channels_last_for_training(visual)
+    return visual
 
 
 def save_checkpoint(bundle: ClipBundle, path: str | Path) -> Path:

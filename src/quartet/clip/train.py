@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from quartet.clip.loss import MAX_LOG_SCALE, ReinforcedClipLoss
-from quartet.clip.models import ClipBundle, create_model, save_checkpoint
+from quartet.clip.models import ClipBundle, conv_tower_to_nhwc, create_model, save_checkpoint
 from quartet.clip.train_data import ReinforcedTable, load_table, make_batch
 from quartet.core.device import adamw, autocast, synchronize
 from quartet.core.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
@@ -202,6 +202,7 @@ def setup(cfg: TrainConfig, table: ReinforcedTable | None = None, teachers: Any 
     bundle = create_model(cfg.model, image_size=cfg.image_size, device=device)
     model = bundle.model
     model.train()
+    conv_tower_to_nhwc(model.visual)
     opt = adamw(param_groups(model, cfg.weight_decay), device, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
     loss_fn = ReinforcedClipLoss(lam, table.teacher_dims, scales) if lam > 0 else ReinforcedClipLoss(0.0)
     return Student(cfg, bundle, model, opt, loss_fn, table, teachers, dist_info, lam, with_syn)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from quartet.clip.models import ClipBundle, create_model, load_checkpoint, save_checkpoint
+from quartet.clip.models import ClipBundle, conv_tower_to_nhwc, create_model, load_checkpoint, save_checkpoint
 from quartet.clip.train import lr_at, param_groups
 from quartet.core.config import to_dict
 from quartet.core.device import adamw
@@ -129,6 +129,7 @@ def train_teacher(cfg: TeacherConfig, pairs: tuple[list[Image.Image], list[str]]
     bundle = create_model(cfg.model, image_size=cfg.image_size)
     model = bundle.model
     model.train()
+    conv_tower_to_nhwc(model.visual)
     coca = cfg.model.lower().startswith("coca")
     if coca:
         from open_clip.loss import CoCaLoss

@@ -68,20 +68,33 @@ def adamw(params, device: torch.device | str, **kwargs) -> torch.optim.AdamW:
 def channels_last_for_training(module: torch.nn.Module) -> torch.nn.Module:
     """Put a conv network's weights in NHWC (channels-last) for training, in place; returns ``module``.
 
-    NHWC makes CPU depthwise-conv backward several times faster. Convolutions that read at most 4 channels (the
-    image-facing stem) stay NCHW and their input (the images) must stay NCHW too: oneDNN's weight gradient of a
-    1x1 stride-2 convolution over 3-4 NHWC channels corrupts the heap in the pinned torch build (seen as
-    "double free or corruption" aborts). Their outputs continue in NHWC because the next weights are NHWC."""
+    NHWC makes CPU depthwise-conv backward several times faster. Strided 1x1 convolutions (MobileOne's scale
+    branch in a stride-2 stem or downsample) become "subsample, then stride-1 1x1" (:class:`SubsampledPointwiseConv`,
+    the same function and parameters): oneDNN's weight gradient of a strided 1x1 convolution in the pinned torch
+    build corrupts the heap ("double free or corruption") or never returns once it runs beside NHWC layers."""
     module.to(memory_format=torch.channels_last)
-    for m in module.modules():
-        if isinstance(m, torch.nn.Conv2d) and m.in_channels <= 4:
-            m.weight.data = m.weight.data.contiguous()
-            m.register_forward_hook(_nchw_grad_hook)
+    subsample_strided_pointwise(module)
     return module
 
 
-def _nchw_grad_hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-    """The gradient flowing back into an NCHW stem conv arrives NHWC from the layers after it; make it NCHW so
-    the conv's backward stays on the NCHW kernels."""
-    if isinstance(out, torch.Tensor) and out.requires_grad:
-        out.register_hook(lambda g: g.contiguous())
+class SubsampledPointwiseConv(torch.nn.Conv2d):
+    """A 1x1, unpadded, strided ``Conv2d`` computed as ``x[..., ::s, ::s]`` followed by a stride-1 1x1 convolution.
+
+    Identical outputs, gradients, parameters and state-dict keys; it only keeps the convolution off oneDNN's strided
+    1x1 kernels."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        sh, sw = self.stride
+        return torch.nn.functional.conv2d(x[:, :, ::sh, ::sw], weight, bias, 1, 0, self.dilation, self.groups)
+
+
+def subsample_strided_pointwise(module: torch.nn.Module) -> int:
+    """Turn every strided, unpadded 1x1 ``Conv2d`` in ``module`` into a :class:`SubsampledPointwiseConv`, in place;
+    returns how many were changed."""
+    n = 0
+    for m in module.modules():
+        if (type(m) is torch.nn.Conv2d and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                and m.padding in ((0, 0), 0) and m.padding_mode == "zeros"):
+            m.__class__ = SubsampledPointwiseConv
+            n += 1
+    return n

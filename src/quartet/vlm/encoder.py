@@ -117,8 +117,8 @@ class VisionEncoder(nn.Module):
         self.out_dim = int(self.model.num_features)
         self.fused = False
         # Conv towers take NHWC input under no_grad on CPU/CUDA: oneDNN's channels-last kernels run FastViTHD@1024
-        # ~1.15-1.3x faster on this CPU (same outputs); ViTs are token-major and unaffected. Training keeps NCHW
-        # images (see core.device.channels_last_for_training).
+        # ~1.15-1.3x faster on this CPU (same outputs); ViTs are token-major and unaffected. Training puts the
+        # weights in NHWC instead (core.device.channels_last_for_training) and the layout follows from the stem.
         self.channels_last = self.cfg.family != "vit"
 
     @property
