@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from quartet.clip.reproduce import PRESETS, ReproduceConfig, arms_for, headline, run_reproduce
+from quartet.core.errors import QuartetError
 
 
 def test_arms_cover_the_paper_ablations():
@@ -34,3 +35,9 @@ def test_smoke_preset_writes_a_report(tmp_path):
     text = path.read_text()
     assert "Headline: plain CLIP vs full reinforced" in text and "components" in text
     assert (tmp_path / "rep" / "plots" / "arms_zs.png").exists()
+
+
+def test_unknown_arms_are_refused_before_any_work(tmp_path):
+    with pytest.raises(QuartetError, match="no arm or group named.*plain/s9"):
+        run_reproduce(ReproduceConfig(preset="smoke", seeds=2, arms=["plain/s0,plain/s9"], out=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()

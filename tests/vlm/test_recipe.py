@@ -53,6 +53,22 @@ def test_stage2_changes_llm_and_encoder_and_keeps_projector_from_stage1(stage1) 
     assert m2.cfg.resolution == 32
 
 
+def test_stage1_5_trains_everything_at_a_new_resolution(stage1, tmp_path) -> None:
+    res1, _ = stage1
+    before = load_vlm(res1["ckpt"])
+    res = train(TrainConfig(stage=1.5, init=res1["ckpt"], resolution=64, lr=1e-3, out=str(tmp_path), name="s15",
+                            **{**TINY, "eval_n": 0}))
+    assert res["stage"] == 1.5 and res["resolution"] == 64
+    after = load_vlm(res["ckpt"])
+    assert after.cfg.resolution == 64
+    for part in ("encoder", "projector", "llm"):
+        a = torch.cat([p.flatten() for p in getattr(before, part).parameters()])
+        b = torch.cat([p.flatten() for p in getattr(after, part).parameters()])
+        assert not torch.allclose(a, b), part
+    with pytest.raises(QuartetError, match="1, 1.5 or 2"):
+        train(TrainConfig(stage=3, out=str(tmp_path), **TINY))
+
+
 def test_stage1_leaves_llm_untouched(stage1, tmp_path) -> None:
     res1, _ = stage1
     m1 = load_vlm(res1["ckpt"])

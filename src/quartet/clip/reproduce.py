@@ -184,6 +184,11 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     p = PRESETS[cfg.preset]
+    wanted = {a.strip() for entry in cfg.arms for a in entry.split(",") if a.strip()}
+    known = {n for _, n, _ in arms_for(p, cfg.seeds)} | {g for g, _, _ in arms_for(p, cfg.seeds)}
+    if wanted - known:
+        raise QuartetError(f"--arms: no arm or group named {sorted(wanted - known)} in preset {cfg.preset!r} with "
+                           f"--seeds {cfg.seeds}; choose from {sorted(known)}")
     run = RunDir(cfg.out) if cfg.out else RunDir.create(f"clip-reproduce-{cfg.preset}", config=cfg)
     res_path = run.path / "results.json"
     if cfg.report_only:
@@ -223,7 +228,6 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     student = dict(p["student"])
     if cfg.steps:
         student["steps"] = cfg.steps
-    wanted = set(cfg.arms)
     for group, name, over in arms_for(p, cfg.seeds):
         if wanted and name not in wanted and group not in wanted:
             continue

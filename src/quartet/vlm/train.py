@@ -1,6 +1,9 @@
-"""``quartet vlm train --stage 1|2``: the LLaVA-1.5 two-stage recipe used by FastVLM (arXiv 2412.13303).
+"""``quartet vlm train --stage 1|1.5|2``: the LLaVA-1.5 recipe used by FastVLM (arXiv 2412.13303).
 
 - Stage 1 (alignment): only the projector trains; defaults lr 1e-3, global batch 256.
+- Stage 1.5 (resolution scaling, FastVLM's 3-stage setup): everything trains at the target resolution
+  (``--resolution``) on densely captioned images (a build-data folder of "Describe the image." pairs); defaults lr
+  2e-5, global batch 128 (stage 2's values). ``--no-train-encoder`` and ``--lora`` apply as in stage 2.
 - Stage 2 (instruction tuning): everything trains (or LoRA adapters on the LLM via ``peft`` with ``--lora``);
   defaults lr 2e-5, global batch 128. ``--no-train-encoder`` keeps the vision encoder frozen (LLaVA-1.5 style).
 - Both: 1 epoch, cosine schedule with 3% linear warm-up, weight decay 0, AdamW; loss only on answer tokens (and
@@ -32,27 +35,34 @@ from quartet.vlm.text import DEFAULT_SYSTEM, IM_END, IM_START, IMAGE_TOKEN, buil
 
 log = get_logger("vlm.train")
 
-STAGE_DEFAULTS = {1: dict(lr=1e-3, batch_size=256), 2: dict(lr=2e-5, batch_size=128)}  # LLaVA-1.5
+STAGE_DEFAULTS = {1: dict(lr=1e-3, batch_size=256), 1.5: dict(lr=2e-5, batch_size=128),
+                  2: dict(lr=2e-5, batch_size=128)}  # LLaVA-1.5 (stage 1.5 reuses stage 2's values)
+
+
+def check_stage(stage: float) -> float:
+    if stage not in STAGE_DEFAULTS:
+        raise QuartetError(f"--stage must be 1, 1.5 or 2, got {stage:g}")
+    return float(stage)
 
 
 @dataclass
 class TrainConfig:
     """One training stage of a FastVLM."""
 
-    stage: int = 1
+    stage: float = 1  # 1 (projector), 1.5 (resolution scaling: everything), 2 (instruction tuning: everything)
     model: VLMConfig = field(default_factory=VLMConfig)
     init: str | None = None  # checkpoint folder to start from (stage 2: stage 1's ``model/``)
     resolution: int | None = None  # input size; None: the model's (``--model.resolution`` or the checkpoint's)
     data: str = "textimage"  # a build-data folder, or "textimage" (generated on the fly)
     n_train: int = 2000
-    lr: float | None = None  # None: 1e-3 (stage 1) / 2e-5 (stage 2)
-    batch_size: int | None = None  # global batch; None: 256 (stage 1) / 128 (stage 2)
+    lr: float | None = None  # None: 1e-3 (stage 1) / 2e-5 (stages 1.5 and 2)
+    batch_size: int | None = None  # global batch; None: 256 (stage 1) / 128 (stages 1.5 and 2)
     micro_batch: int = 32
     epochs: float = 1.0
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    train_encoder: bool = True  # stage 2 only
+    train_encoder: bool = True  # stages 1.5 and 2
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
@@ -104,7 +114,7 @@ def configure_trainable(model: FastVLM, cfg: TrainConfig) -> list[torch.nn.Param
         p.requires_grad_(False)
     for p in model.projector.parameters():
         p.requires_grad_(True)
-    if cfg.stage == 2:
+    if check_stage(cfg.stage) in (1.5, 2):
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -117,8 +127,6 @@ def configure_trainable(model: FastVLM, cfg: TrainConfig) -> list[torch.nn.Param
         if cfg.train_encoder:
             for p in model.encoder.parameters():
                 p.requires_grad_(True)
-    elif cfg.stage != 1:
-        raise QuartetError(f"--stage must be 1 or 2, got {cfg.stage}")
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -173,6 +181,7 @@ def train(cfg: TrainConfig) -> dict:
     from quartet.core.seed import seed_everything
     from quartet.vlm.evaluate import evaluate_qa
 
+    check_stage(cfg.stage)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -217,12 +226,12 @@ def train(cfg: TrainConfig) -> dict:
     per_step = max(1, batch // (cfg.micro_batch * dist.world_size))
     total = max(1, math.ceil(cfg.epochs * len(train_ds) / batch))
     examples = [encode_example(model, q, a) for q, a in zip(train_ds.questions, train_ds.answers)]
-    log.info("stage %d: %d trainable params, lr %.2g, global batch %d (%d x %d x %d), %d steps at %d px",
+    log.info("stage %g: %d trainable params, lr %.2g, global batch %d (%d x %d x %d), %d steps at %d px",
              cfg.stage, sum(p.numel() for p in params), lr, batch, cfg.micro_batch, per_step, dist.world_size,
              total, res)
     t0 = time.perf_counter()
     losses: list[float] = []
-    with progress_bar(total - start, desc=f"stage {cfg.stage}", unit="step") as bar:
+    with progress_bar(total - start, desc=f"stage {cfg.stage:g}", unit="step") as bar:
         for step in range(start, total):
             epoch_pos = (step * batch) // len(train_ds)
             order = np.random.default_rng([cfg.seed, epoch_pos]).permutation(len(train_ds))
@@ -298,6 +307,6 @@ def main(argv: list[str]) -> int:
     res = train(cfg)
     if "run" in res:
         acc = f", val accuracy {res['accuracy']:.3f}" if "accuracy" in res else ""
-        print(f"stage {cfg.stage} done in {res['train_s']:.0f} s (loss {res['final_loss']:.3f}{acc})")
+        print(f"stage {cfg.stage:g} done in {res['train_s']:.0f} s (loss {res['final_loss']:.3f}{acc})")
         print(f"checkpoint: {res['ckpt']}\nrun folder: {res['run']}")
     return 0
