@@ -6,6 +6,7 @@ import copy
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -51,6 +52,7 @@ def test_channels_last_for_training_subsamples_strided_pointwise_convs_exactly()
 
 
 _MCI_TRAIN_STEPS = """
+import pytest
 import torch
 from quartet.clip.models import create_model
 from quartet.core.device import channels_last_for_training
@@ -69,3 +71,32 @@ def test_nhwc_training_of_an_mci_tower_completes() -> None:
     """Without the strided-1x1 rewrite this loop aborts or hangs inside oneDNN within a few steps (torch 2.14.1)."""
     r = subprocess.run([sys.executable, "-c", _MCI_TRAIN_STEPS], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
+
+
+_FAULTS = """
+import resource, sys, torch
+from quartet.core.device import reuse_freed_cpu_memory
+applied = reuse_freed_cpu_memory(sys.argv[1] == "1")
+def touch():
+    x = torch.ones(16 * 2**20)  # 64 MiB: above glibc's largest mmap threshold
+    return float(x[::4096].sum())
+for _ in range(8):  # the heap settles after a few rounds
+    touch()
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    touch()
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+"""
+
+
+def test_reuse_freed_cpu_memory_stops_page_faults_on_large_reallocations() -> None:
+    runs = {}
+    for flag in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", _FAULTS, flag], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        applied, faults = r.stdout.split()[-2:]
+        runs[flag] = (applied, int(faults))
+    if runs["1"][0] != "True":
+        pytest.skip("not glibc: mallopt unavailable")
+    assert runs["0"][1] > 3 * 16000  # each 64 MiB tensor faults in ~16k fresh pages
+    assert runs["1"][1] < 1000

@@ -68,6 +68,7 @@ class ChatConfig:
 
 def main(argv: list[str]) -> int:
     from quartet.core.config import parse_cli
+    from quartet.core.device import reuse_freed_cpu_memory
     from quartet.core.errors import QuartetError
 
     cfg = parse_cli(ChatConfig, argv, prog="quartet vlm chat")
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> int:
         raise QuartetError("--ckpt (a checkpoint folder) and --image (an image file) are required")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    reuse_freed_cpu_memory()  # CPU: no page faults on the encoder's large activations after the warm-up
     bot = Chat(cfg.ckpt, device=cfg.device, resolution=cfg.resolution)
     bot.ask(cfg.image, cfg.prompt, max_new_tokens=1)  # warm-up so the printed TTFT is steady-state
     answer, gen = bot.ask(cfg.image, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.seed)
