@@ -41,3 +41,12 @@ def test_unknown_arms_are_refused_before_any_work(tmp_path):
     with pytest.raises(QuartetError, match="no arm or group named.*plain/s9"):
         run_reproduce(ReproduceConfig(preset="smoke", seeds=2, arms=["plain/s0,plain/s9"], out=str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_seed_noise_verdict_is_a_paired_test():
+    from quartet.clip.reproduce import seed_noise_verdict
+
+    assert "beyond seed noise" in seed_noise_verdict([2.1, 1.8, 2.5, 1.9, 2.2])
+    assert "within seed noise" in seed_noise_verdict([1.7, 5.78, -0.78])  # wins 2 of 3 but not consistently
+    assert "wins 2 of 3" in seed_noise_verdict([1.7, 5.78, -0.78])
+    assert "Too few" in seed_noise_verdict([3.0, 4.0])

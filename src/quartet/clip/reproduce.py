@@ -184,6 +184,8 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     p = PRESETS[cfg.preset]
+    if cfg.steps:
+        p = {**p, "student": {**p["student"], "steps": cfg.steps}}
     wanted = {a.strip() for entry in cfg.arms for a in entry.split(",") if a.strip()}
     known = {n for _, n, _ in arms_for(p, cfg.seeds)} | {g for g, _, _ in arms_for(p, cfg.seeds)}
     if wanted - known:
@@ -226,8 +228,6 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     atomic_write_json(res_path, results)
 
     student = dict(p["student"])
-    if cfg.steps:
-        student["steps"] = cfg.steps
     for group, name, over in arms_for(p, cfg.seeds):
         if wanted and name not in wanted and group not in wanted:
             continue
@@ -240,6 +240,7 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
         final = tr.metrics[-1] if tr.metrics else {}
         evals = {k: v for k, v in final.items() if "/" in k}
         results["arms"][name] = {"group": group, **headline(evals), **evals, "loss": final.get("loss"),
+                                 "steps": tcfg.steps,
                                  "seconds": time.perf_counter() - t0,
                                  "samples_per_s": final.get("samples_per_s"),
                                  "curve": [(m["step"], m["loss"]) for m in tr.run.read_metrics()]}
@@ -249,6 +250,25 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
     results["seconds"] = results.get("seconds", 0) + time.perf_counter() - t_start
     atomic_write_json(res_path, results)
     return write_report(run, results, p)
+
+
+def _paired_seeds(arms: dict[str, Any]) -> list[str]:
+    """Seed tags (``s0``, ``s1``...) present for both headline arms."""
+    tags = [n.split("/", 1)[1] for n in arms if n.startswith("plain/")]
+    return [t for t in tags if f"full/{t}" in arms]
+
+
+def seed_noise_verdict(gains: list[float], alpha: float = 0.05) -> str:
+    """Whether per-seed paired gains are beyond seed noise: a two-sided paired t-test (one-sample t on the gains)."""
+    if len(gains) < 3:
+        return "Too few seeds for a test."
+    from scipy import stats
+
+    t, p = stats.ttest_1samp(gains, 0.0)
+    wins = sum(g > 0 for g in gains)
+    verdict = "beyond seed noise" if p < alpha else "within seed noise"
+    return (f"Reinforced wins {wins} of {len(gains)} seeds; paired t-test t = {t:.2f}, p = {p:.3f}: {verdict} "
+            f"at {alpha:g}.")
 
 
 def _mean_std(vals: list[float]) -> str:
@@ -265,9 +285,10 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
 
     arms = results["arms"]
     scales = [round(s, 1) for s in results["data"]["teacher_scales"]]
+    steps = sorted({int(a["steps"]) for a in arms.values() if "steps" in a}) or [preset["student"]["steps"]]
     lines = ["# MobileCLIP2 ablations at small scale", "",
              f"Student {preset['student']['model']} at {preset['student']['image_size']} px, "
-             f"{preset['student']['steps']} steps x batch {preset['student']['batch_size']} per arm; "
+             f"{'/'.join(map(str, steps))} steps x batch {preset['student']['batch_size']} per arm; "
              f"reinforced data: {results['data']['samples']} emoji training pairs, teachers "
              f"{results['data']['teachers']} (trained scales {scales}). "
              "`zs` = balanced zero-shot top-1 (%, mean per-class accuracy) averaged over held-out emoji groups, "
@@ -285,9 +306,10 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
                  **{k.split("/")[0]: _mean_std([a[k] for a in v]) for k in
                     ("emoji-groups/bal1", "emoji-subgroups/bal1", "openmoji-groups/bal1") if k in v[0]}}
                 for m, v in heads.items()]
-        dz = [f["zs"] - q["zs"] for f, q in zip(heads["full"], heads["plain"])]
+        dz = [arms[f"full/{s}"]["zs"] - arms[f"plain/{s}"]["zs"] for s in _paired_seeds(arms)]
         lines += ["## Headline: plain CLIP vs full reinforced (equal steps)", "", markdown_table(rows), "",
-                  f"Per-seed gain in zs: {[round(d, 2) for d in dz]} (mean {statistics.mean(dz):.2f}).", ""]
+                  f"Per-seed gain in zs: {[round(d, 2) for d in dz]} (mean {statistics.mean(dz):.2f}). "
+                  + seed_noise_verdict(dz), ""]
     base = heads["full"][0] if heads["full"] else None
     groups: dict[str, list[dict[str, Any]]] = {}
     for name, a in arms.items():
