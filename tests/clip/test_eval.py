@@ -68,3 +68,14 @@ def test_heldout_split_is_disjoint_and_stable():
     tr, ho = heldout_split(1000)
     assert len(ho) == 150 and not set(tr) & set(ho) and len(tr) + len(ho) == 1000
     np.testing.assert_array_equal(ho, heldout_split(1000)[1])
+
+
+def test_keyword_classes_and_labels_follow_the_stated_rule():
+    from quartet.clip.evaluate import keyword_classes, keyword_labels
+
+    train = ["red heart", "man in suit", "woman: dark skin tone", "heart with arrow", "man dancing", "flag: France",
+             "flag: Chad", "woman walking"]
+    classes = keyword_classes(train, k=3)
+    assert classes == ["flag", "heart", "man"]  # 2 captions each; "woman" loses the alphabetical tie; modifiers skipped
+    idx, lab = keyword_labels(["heart eyes", "man and heart", "flag: Peru", "cat", "woman"], classes)
+    assert idx.tolist() == [0, 2] and lab.tolist() == [1, 0]  # "man and heart" has two keywords: left out

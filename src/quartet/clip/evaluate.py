@@ -9,7 +9,11 @@ Evaluation sets (``EVAL_SETS``), all real data from ``quartet.data``:
 - ``emoji-groups`` / ``emoji-subgroups``: the held-out emoji split (never trained on), 9 groups / ~90 subgroups;
 - ``openmoji-groups``: OpenMoji's drawings of the same concepts in another style (cross-style transfer);
 - ``fashion-mnist``: 1,000 test images, 10 classes (far out of domain for emoji-trained models: near chance);
-- ``emoji-retrieval``: held-out emoji image <-> CLDR name retrieval.
+- ``emoji-retrieval``: held-out emoji image <-> CLDR name retrieval;
+- ``emoji-keywords``: held-out emoji classified into the ``KEYWORDS`` most frequent words of the *training* names
+  (an item belongs to the one keyword its name contains; items with none or several are left out). Unlike group
+  names ("Smileys & Emotion"), these words occur in training captions, so the set measures zero-shot transfer to
+  unseen images with words a model trained only on the emoji captions has seen.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from quartet.clip.models import ClipBundle
 from quartet.core.seed import numpy_rng
 
 TEMPLATES: tuple[str, ...] = ("{}", "an emoji of {}", "a {} emoji", "an icon of {}", "a drawing of {}")
+KEYWORDS = 12
+_STOP = frozenset({"with", "and", "the", "for", "button",
+                   "skin", "tone", "light", "medium", "dark"})  # CLDR skin-tone modifiers: not concepts
 HELDOUT_FRACTION = 0.15
 SPLIT_SEED = 1234
 
@@ -118,7 +125,33 @@ class EvalData:
     captions: list[str] | None = None
 
 
-EVAL_SETS = ("emoji-groups", "emoji-subgroups", "openmoji-groups", "fashion-mnist", "emoji-retrieval")
+EVAL_SETS = ("emoji-groups", "emoji-subgroups", "openmoji-groups", "fashion-mnist", "emoji-retrieval",
+             "emoji-keywords")
+
+
+def _words(caption: str) -> set[str]:
+    import re
+
+    return {w for w in re.findall(r"[a-z]+", caption.lower()) if len(w) >= 3 and w not in _STOP}
+
+
+def keyword_classes(train_captions: Sequence[str], k: int = KEYWORDS) -> list[str]:
+    """The ``k`` words found in the most training captions (ties broken alphabetically)."""
+    from collections import Counter
+
+    df = Counter(w for c in train_captions for w in _words(c))
+    return [w for w, _ in sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def keyword_labels(captions: Sequence[str], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(item indices, labels)`` of the captions that contain exactly one of ``classes``."""
+    idx, lab = [], []
+    for i, c in enumerate(captions):
+        hit = [j for j, w in enumerate(classes) if w in _words(c)]
+        if len(hit) == 1:
+            idx.append(i)
+            lab.append(hit[0])
+    return np.asarray(idx, dtype=np.int64), np.asarray(lab, dtype=np.int64)
 
 
 def load_eval_sets(names: Sequence[str] = EVAL_SETS, size: int = 64, limit: int | None = None) -> list[EvalData]:
@@ -127,7 +160,7 @@ def load_eval_sets(names: Sequence[str] = EVAL_SETS, size: int = 64, limit: int 
     from quartet.core.errors import QuartetError
 
     out = []
-    emoji = None
+    emoji = full = None
     for name in names:
         if name.startswith("emoji"):
             if emoji is None:
@@ -142,6 +175,10 @@ def load_eval_sets(names: Sequence[str] = EVAL_SETS, size: int = 64, limit: int 
                                     [_nice(s) for s in names_]))
             elif name == "emoji-retrieval":
                 out.append(EvalData(name, emoji.images, captions=list(emoji.captions)))
+            elif name == "emoji-keywords":
+                classes = keyword_classes([full.captions[i] for i in heldout_split(len(full))[0]])
+                idx, lab = keyword_labels(list(emoji.captions), classes)
+                out.append(EvalData(name, emoji.images[idx], lab, classes))
             else:
                 raise QuartetError(f"unknown evaluation set {name!r}; choose from {EVAL_SETS}")
         elif name == "openmoji-groups":

@@ -200,8 +200,9 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
         if cfg.reevaluate:
             from quartet.clip.evaluate import load_eval_sets
 
-            reevaluate(run, results, load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups",
-                                                     "emoji-retrieval"), size=64, limit=p["limit"]), p)
+            sets = load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups", "emoji-retrieval",
+                                   "emoji-keywords"), size=64, limit=p["limit"])
+            reevaluate(run, results, sets, p)
             atomic_write_json(res_path, results)
         return write_report(run, results, p)
     results: dict[str, Any] = read_json(res_path) if res_path.exists() else {"arms": {}}
@@ -213,7 +214,8 @@ def run_reproduce(cfg: ReproduceConfig) -> Path:
                            seed=0)
     data_dir = Path(cfg.data) if cfg.data else reinforced_dataset(shards, ensemble, captioner, rcfg, paths)
     table = load_table(data_dir)
-    sets = load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups", "emoji-retrieval"), size=64,
+    sets = load_eval_sets(("emoji-groups", "emoji-subgroups", "openmoji-groups", "emoji-retrieval",
+                           "emoji-keywords"), size=64,
                           limit=p["limit"])
     teacher_eval = results.setdefault("teachers", {})
     for t, path in zip(ensemble.teachers, paths):
@@ -304,12 +306,19 @@ def write_report(run: RunDir, results: dict[str, Any], preset: dict[str, Any]) -
                  "zs_top1": _mean_std([a.get("zs_top1", 0) for a in v]),
                  "ret": _mean_std([a["ret"] for a in v]),
                  **{k.split("/")[0]: _mean_std([a[k] for a in v]) for k in
-                    ("emoji-groups/bal1", "emoji-subgroups/bal1", "openmoji-groups/bal1") if k in v[0]}}
+                    ("emoji-groups/bal1", "emoji-subgroups/bal1", "openmoji-groups/bal1", "emoji-keywords/bal1")
+                    if k in v[0]}}
                 for m, v in heads.items()]
         dz = [arms[f"full/{s}"]["zs"] - arms[f"plain/{s}"]["zs"] for s in _paired_seeds(arms)]
         lines += ["## Headline: plain CLIP vs full reinforced (equal steps)", "", markdown_table(rows), "",
                   f"Per-seed gain in zs: {[round(d, 2) for d in dz]} (mean {statistics.mean(dz):.2f}). "
                   + seed_noise_verdict(dz), ""]
+        for key, label in (("ret", "retrieval R@1 (`ret`)"), ("emoji-keywords/bal1", "keyword zero-shot")):
+            seeds = [t for t in _paired_seeds(arms) if key in arms[f"full/{t}"] and key in arms[f"plain/{t}"]]
+            d = [arms[f"full/{t}"][key] - arms[f"plain/{t}"][key] for t in seeds]
+            if d:
+                lines += [f"Per-seed gain in {label}: {[round(x, 2) for x in d]} (mean {statistics.mean(d):.2f}). "
+                          + seed_noise_verdict(d), ""]
     base = heads["full"][0] if heads["full"] else None
     groups: dict[str, list[dict[str, Any]]] = {}
     for name, a in arms.items():
